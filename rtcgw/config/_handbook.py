@@ -1,0 +1,155 @@
+"""The handbook's WebRTC setup, generated from the ``[pbx]`` shorthand.
+
+A file without ``[realms]`` may give just the PBX's address in ``[pbx]``; the loader then
+builds the two realms of the ABC SBC handbook's WebRTC example, the same ones that
+``examples/gateway.toml`` spells out:
+
+- realm ``rtc``: call agent ``browsers`` (every source on the websocket interface).
+  A-rules: ``register_upstream`` (REGISTER: caching, throttling, route to ``pbx``) and
+  ``call_to_pbx`` (INVITE: anchoring with ICE and RTCP feedback, dialog handling, route to
+  ``pbx``). C-rule ``webrtc_media`` (INVITE: anchoring with ICE and RTCP feedback, SRTP
+  keyed by DTLS, dialog handling, 183 -> 180).
+- realm ``pbx``: call agent ``pbx`` (the address, on the sip interface). A-rule
+  ``call_to_browser`` (INVITE: retarget from the registration cache, route to
+  ``browsers``). C-rule ``plain_rtp`` (INVITE: force plain RTP).
+
+``[pbx]`` holds ``address`` ("host:port" or a SIP URI) and, optionally, ``sources`` (CIDRs
+the PBX sends from; by default the address itself, so a host name needs them). The
+shorthand needs exactly one websocket and one sip interface (after the default sip
+interface is added) and one media interface; anything else is written as ``[realms]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rtcgw.config._reader import Absent, Table, as_str
+from rtcgw.config._realms import make_destination, read_sources, sources_from_destination
+from rtcgw.config.actions import (
+    DialogHandling,
+    ForceRtp,
+    ForceSrtp,
+    Mediate183To180,
+    RegisterCaching,
+    RegisterThrottling,
+    RetargetFromCache,
+    Route,
+    RtpAnchoring,
+    SrtpKeying,
+)
+from rtcgw.config.schema import (
+    AllSources,
+    ARule,
+    CallAgent,
+    Conditions,
+    CRule,
+    Interface,
+    InterfaceKind,
+    Realm,
+)
+
+__all__ = ["PBX_AGENT", "PBX_REALM", "RTC_AGENT", "RTC_REALM", "handbook_realms", "pbx_realms"]
+
+RTC_REALM, RTC_AGENT = "rtc", "browsers"
+PBX_REALM, PBX_AGENT = "pbx", "pbx"
+
+_INVITE = Conditions(method=("INVITE",))
+_REGISTER = Conditions(method=("REGISTER",))
+_WEBRTC_ANCHORING = RtpAnchoring(offer_ice=True, offer_rtcp_feedback=True)
+
+
+def handbook_realms(browsers: CallAgent, pbx: CallAgent, media: str) -> tuple[Realm, Realm]:
+    """The handbook's two realms around the given call agents (see the module docstring)."""
+    rtc = Realm(
+        name=browsers.realm,
+        media=media,
+        call_agents=(browsers,),
+        a_rules=(
+            ARule(
+                name="register_upstream",
+                when=_REGISTER,
+                actions=(RegisterCaching(), RegisterThrottling(), Route(pbx.name)),
+            ),
+            ARule(
+                name="call_to_pbx",
+                when=_INVITE,
+                actions=(_WEBRTC_ANCHORING, DialogHandling(), Route(pbx.name)),
+            ),
+        ),
+        c_rules=(
+            CRule(
+                name="webrtc_media",
+                when=_INVITE,
+                actions=(
+                    _WEBRTC_ANCHORING,
+                    ForceSrtp(keying=SrtpKeying.DTLS),
+                    DialogHandling(),
+                    Mediate183To180(),
+                ),
+            ),
+        ),
+    )
+    pbx_realm = Realm(
+        name=pbx.realm,
+        media=media,
+        call_agents=(pbx,),
+        a_rules=(
+            ARule(
+                name="call_to_browser",
+                when=_INVITE,
+                actions=(RetargetFromCache(), Route(browsers.name)),
+            ),
+        ),
+        c_rules=(CRule(name="plain_rtp", when=_INVITE, actions=(ForceRtp(),)),),
+    )
+    return rtc, pbx_realm
+
+
+def pbx_realms(
+    table: Table, interfaces: Sequence[Interface], media: str, *, count: bool = True
+) -> tuple[Realm, Realm] | None:
+    """Read ``[pbx]`` (``address``, optional ``sources``) and build the handbook's realms.
+
+    With ``count`` false, a wrong number of interfaces is not reported (the caller knows
+    some failed to load and were reported already); no realms are built either way.
+    """
+    websockets = [i for i in interfaces if i.type is InterfaceKind.WEBSOCKET]
+    sips = [i for i in interfaces if i.type is InterfaceKind.SIP]
+    sip = sips[0] if len(sips) == 1 else None
+    address = table.required("address", as_str, 'the PBX as "host:port" or a SIP URI')
+    destination = make_destination(table, "address", sip) if "address" in table else None
+    sources = read_sources(table, "sources")
+    table.finish()
+    if len(websockets) != 1 or sip is None:
+        if not count:
+            return None
+        table.problem(
+            None,
+            f"the [pbx] shorthand needs exactly one websocket and one sip interface, not "
+            f"{len(websockets)} and {len(sips)}: write [realms] instead",
+        )
+        return None
+    if not isinstance(address, str) or destination is None or sources is Absent.INVALID:
+        return None
+    browsers = CallAgent(
+        name=RTC_AGENT, realm=RTC_REALM, interface=websockets[0].name, sources=AllSources.ALL
+    )
+    if sources is Absent.MISSING:
+        # Same default as a call agent: an IP-literal address is also where requests come from.
+        sources = sources_from_destination(destination)
+        if not sources:
+            # The shorthand promises calls from the PBX to browsers; they need a source match.
+            table.problem(
+                "sources",
+                f"missing: {destination.host!r} is a name, so list the PBX's source "
+                "addresses (CIDRs) for its calls to browsers",
+            )
+            return None
+    pbx = CallAgent(
+        name=PBX_AGENT,
+        realm=PBX_REALM,
+        interface=sip.name,
+        sources=sources,
+        destination=destination,
+    )
+    return handbook_realms(browsers, pbx, media)
