@@ -11,6 +11,7 @@ import re
 from ipaddress import IPv6Address, ip_address, ip_network
 
 from rtcgw.config.schema import HostPort, IPAddress, IPNetwork, PortRange
+from rtcgw.sip.parse import KNOWN_METHODS
 from rtcgw.sip.transport import Transport
 
 __all__ = [
@@ -52,24 +53,6 @@ _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 # RFC 4566 section 6 (rtpmap): encoding names are media subtype names (RFC 4288 section 4.2).
 _CODEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&.+^_-]{0,126}")
-_KNOWN_METHODS = frozenset(
-    {
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "INFO",
-        "INVITE",
-        "MESSAGE",
-        "NOTIFY",
-        "OPTIONS",
-        "PRACK",
-        "PUBLISH",
-        "REFER",
-        "REGISTER",
-        "SUBSCRIBE",
-        "UPDATE",
-    }
-)
 _DESTINATION_TRANSPORTS = {"udp": Transport.UDP, "tcp": Transport.TCP, "tls": Transport.TLS}
 
 
@@ -232,7 +215,7 @@ def parse_method(text: str) -> str:
     if not _TOKEN.fullmatch(text):
         raise BadValue(f"{text!r} is not a SIP method (RFC 3261 section 25.1 token)")
     upper = text.upper()
-    if upper in _KNOWN_METHODS and text != upper:
+    if upper in KNOWN_METHODS and text != upper:
         raise BadValue(f"methods are case-sensitive (RFC 3261 section 7.1): write {upper!r}")
     return text
 
