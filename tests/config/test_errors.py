@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from config_snippets import BASE, MINIMAL, PBX, ROUTE_PBX, WS_ONLY, rule
 
 from rtcgw.config import ConfigError, GatewayConfig, load_config_text
+from tests.config.config_snippets import BASE, MINIMAL, PBX, ROUTE_PBX, WS_ONLY, rule
 
 
 def load(text: str, base_dir: Path | None = None) -> GatewayConfig:

@@ -7,7 +7,6 @@ from ipaddress import IPv6Address, ip_network
 from pathlib import Path
 
 import pytest
-from config_snippets import BASE, MINIMAL, PBX, WS_ONLY, rule
 
 from rtcgw.config import (
     AllSources,
@@ -24,6 +23,7 @@ from rtcgw.config import (
     load_config_text,
 )
 from rtcgw.sip.transport import Transport
+from tests.config.config_snippets import BASE, MINIMAL, PBX, WS_ONLY, rule
 
 
 def test_several_problems_are_reported_at_once_in_file_order() -> None:
