@@ -4,7 +4,8 @@ A file without ``[realms]`` may give just the PBX's address in ``[pbx]``; the lo
 builds the two realms of the ABC SBC handbook's WebRTC example, the same ones that
 ``examples/gateway.toml`` spells out:
 
-- realm ``rtc``: call agent ``browsers`` (every source on the websocket interface).
+- realm ``rtc``: call agent ``browsers`` (every source on the websocket interface; with
+  several websocket interfaces, one call agent each: ``browsers``, ``browsers_<name>``...).
   A-rules: ``register_upstream`` (REGISTER: caching, throttling, route to ``pbx``) and
   ``call_to_pbx`` (INVITE: anchoring with ICE and RTCP feedback, dialog handling, route to
   ``pbx``). C-rule ``webrtc_media`` (INVITE: anchoring with ICE and RTCP feedback, SRTP
@@ -15,8 +16,10 @@ builds the two realms of the ABC SBC handbook's WebRTC example, the same ones th
 
 ``[pbx]`` holds ``address`` ("host:port" or a SIP URI) and, optionally, ``sources`` (CIDRs
 the PBX sends from; by default the address itself, so a host name needs them). The
-shorthand needs exactly one websocket and one sip interface (after the default sip
-interface is added) and one media interface; anything else is written as ``[realms]``.
+shorthand needs at least one websocket interface, one media interface, and one sip
+interface for the PBX: the only one, or the one whose transport the address names (udp
+when it names none), so ``rtcgw run`` can listen on udp and tcp at once. Anything else is
+written as ``[realms]``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 
 from rtcgw.config._reader import Absent, Table, as_str
 from rtcgw.config._realms import make_destination, read_sources, sources_from_destination
+from rtcgw.config._values import BadValue, parse_destination
 from rtcgw.config.actions import (
     DialogHandling,
     ForceRtp,
@@ -47,6 +51,7 @@ from rtcgw.config.schema import (
     InterfaceKind,
     Realm,
 )
+from rtcgw.sip.transport import Transport
 
 __all__ = ["PBX_AGENT", "PBX_REALM", "RTC_AGENT", "RTC_REALM", "handbook_realms", "pbx_realms"]
 
@@ -58,12 +63,15 @@ _REGISTER = Conditions(method=("REGISTER",))
 _WEBRTC_ANCHORING = RtpAnchoring(offer_ice=True, offer_rtcp_feedback=True)
 
 
-def handbook_realms(browsers: CallAgent, pbx: CallAgent, media: str) -> tuple[Realm, Realm]:
+def handbook_realms(
+    browser_agents: Sequence[CallAgent], pbx: CallAgent, media: str
+) -> tuple[Realm, Realm]:
     """The handbook's two realms around the given call agents (see the module docstring)."""
+    browsers = browser_agents[0]
     rtc = Realm(
         name=browsers.realm,
         media=media,
-        call_agents=(browsers,),
+        call_agents=tuple(browser_agents),
         a_rules=(
             ARule(
                 name="register_upstream",
@@ -115,25 +123,31 @@ def pbx_realms(
     """
     websockets = [i for i in interfaces if i.type is InterfaceKind.WEBSOCKET]
     sips = [i for i in interfaces if i.type is InterfaceKind.SIP]
-    sip = sips[0] if len(sips) == 1 else None
     address = table.required("address", as_str, 'the PBX as "host:port" or a SIP URI')
+    sip = _pbx_interface(sips, address if isinstance(address, str) else None)
     destination = make_destination(table, "address", sip) if "address" in table else None
     sources = read_sources(table, "sources")
     table.finish()
-    if len(websockets) != 1 or sip is None:
+    if not websockets or sip is None:
         if not count:
             return None
         table.problem(
             None,
-            f"the [pbx] shorthand needs exactly one websocket and one sip interface, not "
-            f"{len(websockets)} and {len(sips)}: write [realms] instead",
+            f"the [pbx] shorthand needs a websocket interface and one sip interface for the "
+            f"PBX's transport, not {len(websockets)} and {len(sips)}: write [realms] instead",
         )
         return None
     if not isinstance(address, str) or destination is None or sources is Absent.INVALID:
         return None
-    browsers = CallAgent(
-        name=RTC_AGENT, realm=RTC_REALM, interface=websockets[0].name, sources=AllSources.ALL
-    )
+    browsers = [
+        CallAgent(
+            name=RTC_AGENT if index == 0 else f"{RTC_AGENT}_{interface.name}",
+            realm=RTC_REALM,
+            interface=interface.name,
+            sources=AllSources.ALL,
+        )
+        for index, interface in enumerate(websockets)
+    ]
     if sources is Absent.MISSING:
         # Same default as a call agent: an IP-literal address is also where requests come from.
         sources = sources_from_destination(destination)
@@ -153,3 +167,18 @@ def pbx_realms(
         destination=destination,
     )
     return handbook_realms(browsers, pbx, media)
+
+
+def _pbx_interface(sips: Sequence[Interface], address: str | None) -> Interface | None:
+    """The sip interface toward the PBX: the only one, or the one of the address's transport."""
+    if len(sips) == 1:
+        return sips[0]
+    if address is None:
+        return None
+    try:
+        _host, _port, transport = parse_destination(address)
+    except BadValue:
+        return None  # make_destination reports the address itself
+    wanted = transport if transport is not None else Transport.UDP
+    matching = [i for i in sips if i.transport is wanted]
+    return matching[0] if len(matching) == 1 else None

@@ -33,10 +33,10 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import ip_address
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rtcgw.config._handbook import pbx_realms
 from rtcgw.config._reader import Absent, Context, Table, as_str, read_dataclass
@@ -55,7 +55,7 @@ from rtcgw.config.schema import (
 )
 from rtcgw.sip.transport import Transport
 
-__all__ = ["load_config", "load_config_text"]
+__all__ = ["Overrides", "load_config", "load_config_text"]
 
 T = TypeVar("T")
 
@@ -76,12 +76,18 @@ _TLS_KEYS = ("tls_certificate", "tls_key", "tls_ca", "require_client_certificate
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
-def load_config(path: Path) -> GatewayConfig:
+Overrides = Callable[[dict[str, Any]], None]
+
+
+def load_config(path: Path, *, overrides: Overrides | None = None) -> GatewayConfig:
     """Read, check and snapshot the configuration file at ``path``.
 
     Relative file names inside (TLS and DTLS certificates) are resolved against the file's
     directory. Problems name the file by its name alone (``gateway.toml: gateway.workers:
     ...``), short enough to read; the snapshot's ``source`` is ``path`` as given.
+
+    ``overrides`` edits the parsed TOML tables before they are checked (command-line
+    options such as ``rtcgw run --pbx``), so overridden values get the same validation.
 
     Raises:
         ConfigError: the file cannot be read, is not TOML, or is not a valid configuration;
@@ -98,14 +104,23 @@ def load_config(path: Path) -> GatewayConfig:
     except UnicodeDecodeError as exc:
         reason = f"not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
         raise ConfigError([ConfigProblem(source, "", reason)]) from None
-    config = load_config_text(text, source=source, base_dir=path.absolute().parent)
+    config = load_config_text(
+        text, source=source, base_dir=path.absolute().parent, overrides=overrides
+    )
     return dataclasses.replace(config, source=str(path))
 
 
-def load_config_text(text: str, *, source: str, base_dir: Path | None = None) -> GatewayConfig:
+def load_config_text(
+    text: str,
+    *,
+    source: str,
+    base_dir: Path | None = None,
+    overrides: Overrides | None = None,
+) -> GatewayConfig:
     """Check and snapshot configuration ``text``; ``source`` names it in problems.
 
-    Relative file names are resolved against ``base_dir`` (default: the current directory).
+    Relative file names are resolved against ``base_dir`` (default: the current directory);
+    ``overrides`` edits the parsed tables first, as in ``load_config``.
 
     Raises:
         ConfigError: the text is not TOML or not a valid configuration.
@@ -114,6 +129,8 @@ def load_config_text(text: str, *, source: str, base_dir: Path | None = None) ->
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(source, str(exc))]) from None
+    if overrides is not None:
+        overrides(raw)
     context = Context(source, base_dir if base_dir is not None else Path.cwd())
     config = _build(Table(raw, "", context), context)
     if context.problems or config is None:

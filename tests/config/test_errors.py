@@ -491,8 +491,14 @@ CASES = [
         "gateway.toml: pbx.port: unknown key",
     ),
     (
-        WS_ONLY + '[interfaces.ws2]\ntype = "websocket"\nlisten = "0.0.0.0:8081"\n' + PBX,
-        "pbx: the [pbx] shorthand needs exactly one websocket and one sip interface, not 2 and 1",
+        WS_ONLY
+        + '[interfaces.sip_a]\ntype = "sip"\nlisten = "0.0.0.0:5060"\n'
+        + '[interfaces.sip_b]\ntype = "sip"\nlisten = "0.0.0.0:5070"\n'
+        + PBX,
+        (
+            "pbx: the [pbx] shorthand needs a websocket interface and one sip interface for "
+            "the PBX's transport, not 1 and 2"
+        ),
     ),
 ]
 

@@ -236,3 +236,43 @@ def test_a_realm_may_name_its_media_and_ipv6_media_works() -> None:
     assert config.realm("rtc").media == "v6"
     assert config.call_agent("browsers").sources is AllSources.ALL
     assert config.interface("sip").type is InterfaceKind.SIP  # the default one
+
+
+def test_pbx_shorthand_with_ws_and_wss_and_sip_on_udp_and_tcp(tmp_path: Path) -> None:
+    # What `rtcgw run` builds: both WebSocket flavours, SIP on udp and tcp at once.
+    (tmp_path / "c.pem").write_text("x", encoding="utf-8")
+    (tmp_path / "k.pem").write_text("x", encoding="utf-8")
+    text = (
+        '[interfaces.wss]\ntype = "websocket"\ntransport = "wss"\n'
+        'tls_certificate = "c.pem"\ntls_key = "k.pem"\n'
+        '[interfaces.ws]\ntype = "websocket"\ntransport = "ws"\n'
+        '[interfaces.sip_udp]\ntype = "sip"\ntransport = "udp"\n'
+        '[interfaces.sip_tcp]\ntype = "sip"\ntransport = "tcp"\n'
+        '[pbx]\naddress = "sip:192.0.2.10:5060;transport=tcp"\n'
+    )
+    config = load_config_text(text, source="run", base_dir=tmp_path)
+    rtc = config.realm("rtc")
+    assert [(a.name, a.interface) for a in rtc.call_agents] == [
+        ("browsers", "wss"),
+        ("browsers_ws", "ws"),
+    ]
+    assert config.call_agent("pbx").interface == "sip_tcp"
+
+
+def test_pbx_shorthand_address_without_transport_picks_the_udp_interface() -> None:
+    text = (
+        '[interfaces.ws]\ntype = "websocket"\n'
+        '[interfaces.sip_tcp]\ntype = "sip"\ntransport = "tcp"\n'
+        '[interfaces.sip_udp]\ntype = "sip"\ntransport = "udp"\n'
+        '[pbx]\naddress = "192.0.2.10:5060"\n'
+    )
+    config = load_config_text(text, source="run")
+    assert config.call_agent("pbx").interface == "sip_udp"
+
+
+def test_overrides_edit_the_tables_before_they_are_checked() -> None:
+    def workers_to_minus_one(raw: dict[str, object]) -> None:
+        raw["gateway"] = {"workers": -1}
+
+    with pytest.raises(ConfigError, match=r"gateway\.workers: -1 is below the minimum 0"):
+        load_config_text(MINIMAL, source="run", overrides=workers_to_minus_one)
