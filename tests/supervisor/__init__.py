@@ -1,0 +1,1 @@
+"""Tests of the supervisor's sans-IO pieces: the IPC codec and the dispatcher."""
