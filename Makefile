@@ -5,18 +5,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the suite needs; python3-venv because a bare Debian python3 lacks ensurepip.
-APT_PACKAGES := python3-venv
+# Debian packages the suite needs: sipp (sip-tester) is the SIP peer of the integration
+# tests. python3-venv is added only where Python cannot make a venv (a bare Debian python3
+# lacks ensurepip).
+APT_PACKAGES := sip-tester
 
 .PHONY: test lint typecheck unit apt-deps clean
 
-test: $(STAMP) lint typecheck unit
+test: apt-deps $(STAMP) lint typecheck unit
 
 apt-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@wanted="$(APT_PACKAGES)"; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || wanted="$$wanted python3-venv"; \
+	missing=""; for p in $$wanted; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
-	if [ -n "$$missing" ] && ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi

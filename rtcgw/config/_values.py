@@ -112,13 +112,13 @@ def _parse_host(text: str) -> str:
     return name.lower()
 
 
-def _parse_port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise BadValue(f"port {text!r} is not a number from 1 to 65535")
+def _parse_port(text: str, lowest: int = 1) -> int:
+    if not text.isdigit() or not lowest <= int(text) <= 65535:
+        raise BadValue(f"port {text!r} is not a number from {lowest} to 65535")
     return int(text)
 
 
-def _split_host_port(text: str) -> tuple[str, int | None]:
+def _split_host_port(text: str, lowest_port: int = 1) -> tuple[str, int | None]:
     """Split "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal."""
     if text.startswith("["):
         end = text.find("]")
@@ -133,7 +133,7 @@ def _split_host_port(text: str) -> tuple[str, int | None]:
             return host, None
         if not rest.startswith(":"):
             raise BadValue(f"{text!r}: expected ':port' after ']'")
-        return host, _parse_port(rest[1:])
+        return host, _parse_port(rest[1:], lowest_port)
     if text.count(":") > 1:
         try:
             return str(IPv6Address(text)), None
@@ -143,13 +143,19 @@ def _split_host_port(text: str) -> tuple[str, int | None]:
             ) from None
     if ":" in text:
         host, _, port = text.partition(":")
-        return _parse_host(host), _parse_port(port)
+        return _parse_host(host), _parse_port(port, lowest_port)
     return _parse_host(text), None
 
 
-def parse_host_port(text: str, *, default_port: int | None = None) -> HostPort:
-    """A "host:port" (or "[v6]:port") address; the port may be left out if there's a default."""
-    host, port = _split_host_port(text)
+def parse_host_port(
+    text: str, *, default_port: int | None = None, listen: bool = False
+) -> HostPort:
+    """A "host:port" (or "[v6]:port") address; the port may be left out if there's a default.
+
+    With ``listen``, port 0 is allowed: the kernel picks a free port (tests, ad-hoc runs;
+    the bound port is logged).
+    """
+    host, port = _split_host_port(text, 0 if listen else 1)
     if port is None:
         if default_port is None:
             raise BadValue(f"{text!r} has no port: write host:port")

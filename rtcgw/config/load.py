@@ -271,7 +271,8 @@ def _interface(name: str, table: Table) -> Interface | None:
                 table.problem("transport", reason)
     default_port = None if transport is None else _DEFAULT_PORTS[transport]
     listen = table.get(
-        "listen", lambda raw: parse_host_port(as_str(raw), default_port=default_port)
+        "listen",
+        lambda raw: parse_host_port(as_str(raw), default_port=default_port, listen=True),
     )
     files = {key: table.file(key) for key in ("tls_certificate", "tls_key", "tls_ca")}
     require_client_certificate = table.boolean("require_client_certificate", False)
@@ -366,8 +367,8 @@ def _check_media(
 
 def _overlap(one: HostPort, two: HostPort) -> bool:
     """Would binding both addresses clash? Same port, and same host or a wildcard."""
-    if one.port != two.port:
-        return False
+    if one.port != two.port or one.port == 0:
+        return False  # port 0: each socket gets its own free port
     if one.host == two.host:
         return True
     # "::" binds IPv4 too on a dual-stack host; "0.0.0.0" only IPv4.

@@ -36,14 +36,19 @@ _BRANCH_HEX = 24  # 96 bits
 _TAG_HEX = 16  # 64 bits
 _CALL_ID_HEX = 24  # 96 bits
 
-_SHARDED_BRANCH = re.compile(rf"{MAGIC_COOKIE}-r(\d+)-[0-9a-f]{{{_BRANCH_HEX}}}")
-_SHARDED_TAG = re.compile(rf"[0-9a-f]{{{_TAG_HEX}}}-r(\d+)")
-_SHARDED_CALL_ID = re.compile(rf"r(\d+)-[0-9a-f]{{{_CALL_ID_HEX}}}(?:@.+)?")
+# A shard number has at most 6 digits: a longer run is no shard of ours (and int() of a
+# run over 4300 digits would raise ValueError on attacker-controlled input).
+_SHARDED_BRANCH = re.compile(rf"{MAGIC_COOKIE}-r(\d{{1,6}})-[0-9a-f]{{{_BRANCH_HEX}}}")
+_SHARDED_TAG = re.compile(rf"[0-9a-f]{{{_TAG_HEX}}}-r(\d{{1,6}})")
+_SHARDED_CALL_ID = re.compile(rf"r(\d{{1,6}})-[0-9a-f]{{{_CALL_ID_HEX}}}(?:@.+)?")
+
+
+_MAX_SHARD = 999_999  # six digits, as the patterns above read them
 
 
 def _check_shard(shard: int | None) -> None:
-    if shard is not None and shard < 0:
-        raise LocalProtocolError(f"shard must be >= 0, got {shard}")
+    if shard is not None and not 0 <= shard <= _MAX_SHARD:
+        raise LocalProtocolError(f"shard must be in 0..{_MAX_SHARD}, got {shard}")
 
 
 def new_branch(shard: int | None = None) -> str:

@@ -114,7 +114,11 @@ def test_unsharded_identifiers_have_no_shard() -> None:
         "r3-1234",  # a Call-ID that is too short to be ours
         "3848276298220188511@atlanta.example.com",
         "",
+        # A shard run of thousands of digits is not ours, and must not make int() raise.
+        "r" + "9" * 5000 + "-" + "a" * 24,
+        "z9hG4bK-r" + "1" * 5000 + "-" + "b" * 24,
     ],
+    ids=lambda token: token[:24],
 )
 def test_foreign_identifiers_have_no_shard(foreign: str) -> None:
     assert shard_of(foreign) is None
@@ -123,6 +127,8 @@ def test_foreign_identifiers_have_no_shard(foreign: str) -> None:
 def test_negative_shard_and_empty_domain_are_refused() -> None:
     with pytest.raises(LocalProtocolError):
         new_branch(-1)
+    with pytest.raises(LocalProtocolError):
+        new_tag(1_000_000)
     with pytest.raises(LocalProtocolError):
         new_tag(-1)
     with pytest.raises(LocalProtocolError):
