@@ -356,9 +356,7 @@ def _check_media(
             )
             context.add(path, reason)
         for other in media[:index]:
-            same_address = _overlap(
-                HostPort(str(medium.bind_address), 0), HostPort(str(other.bind_address), 0)
-            )
+            same_address = _hosts_overlap(str(medium.bind_address), str(other.bind_address))
             theirs = other.rtp_port_range
             if same_address and ports.start <= theirs.end and theirs.start <= ports.end:
                 reason = f"{ports} overlaps media.{other.name}.rtp_port_range = {theirs}"
@@ -366,13 +364,18 @@ def _check_media(
 
 
 def _overlap(one: HostPort, two: HostPort) -> bool:
-    """Would binding both addresses clash? Same port, and same host or a wildcard."""
+    """Would binding both addresses clash? Same port, and hosts that overlap."""
     if one.port != two.port or one.port == 0:
         return False  # port 0: each socket gets its own free port
-    if one.host == two.host:
+    return _hosts_overlap(one.host, two.host)
+
+
+def _hosts_overlap(one: str, two: str) -> bool:
+    """Same host, or one is a wildcard that also covers the other."""
+    if one == two:
         return True
     # "::" binds IPv4 too on a dual-stack host; "0.0.0.0" only IPv4.
-    for wildcard, host in ((one.host, two.host), (two.host, one.host)):
+    for wildcard, host in ((one, two), (two, one)):
         if wildcard == "::" or (wildcard == "0.0.0.0" and _is_ipv4(host)):
             return True
     return False

@@ -309,12 +309,12 @@ CASES = [
         "interfaces.ws.lisn: unknown key (did you mean 'listen'?)",
     ),
     (
-        '[interfaces.ws]\ntype = "websocket"\nlisten = "0.0.0.0:0"\n' + PBX,
-        "interfaces.ws.listen: port '0' is not a number from 1 to 65535",
+        '[interfaces.ws]\ntype = "websocket"\nlisten = "0.0.0.0:http"\n' + PBX,
+        "interfaces.ws.listen: port 'http' is not a number from 0 to 65535",
     ),
     (
         '[interfaces.ws]\ntype = "websocket"\nlisten = "0.0.0.0:65536"\n' + PBX,
-        "port '65536' is not a number from 1 to 65535",
+        "port '65536' is not a number from 0 to 65535",
     ),
     (
         '[interfaces.ws]\ntype = "websocket"\nlisten = "2001:db8::1:99999"\n' + PBX,

@@ -276,3 +276,15 @@ def test_overrides_edit_the_tables_before_they_are_checked() -> None:
 
     with pytest.raises(ConfigError, match=r"gateway\.workers: -1 is below the minimum 0"):
         load_config_text(MINIMAL, source="run", overrides=workers_to_minus_one)
+
+
+def test_listen_port_zero_is_allowed_and_never_clashes() -> None:
+    # Port 0 asks the kernel for a free port: two such TCP listeners do not collide.
+    text = (
+        '[interfaces.ws]\ntype = "websocket"\nlisten = "127.0.0.1:0"\n'
+        '[interfaces.sip_tcp]\ntype = "sip"\ntransport = "tcp"\nlisten = "127.0.0.1:0"\n'
+        '[interfaces.sip_udp]\ntype = "sip"\ntransport = "udp"\nlisten = "127.0.0.1:0"\n'
+        '[pbx]\naddress = "192.0.2.10:5060"\n'
+    )
+    config = load_config_text(text, source="t")
+    assert {i.listen.port for i in config.interfaces} == {0}
