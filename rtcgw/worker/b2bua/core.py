@@ -1,0 +1,343 @@
+"""``B2bua``: the sans-IO call logic of one worker, in the h11 calling convention.
+
+Bytes in (``receive_bytes``), time in (``handle_timeout``), connection news in
+(``connection_closed``, ``transport_failed``); messages to send and notices out
+(``Output``), and ``next_deadline`` for the runtime's sleep. One ``TransactionLayer`` per
+B2BUA carries every transaction; the handlers in ``invite``, ``in_dialog`` and
+``register`` carry the call logic.
+
+Rules:
+
+1. Nothing here opens a socket, reads a clock, logs or spawns a task. ``now`` never
+   decreases between calls.
+2. Every drop and every rejection is reported as a notice (``MessageDropped``,
+   ``RequestRejected``), so the runtime can log and count it with the Call-ID.
+3. Peer errors never escape: an unparseable request gets a stateless 400 (or the parser's
+   ``status_hint``) when Via, From, To, Call-ID and CSeq can be found, and is dropped
+   otherwise; an unparseable response is dropped. Any exception that does escape is a bug.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never, final
+
+from rtcgw.sip.errors import RemoteProtocolError, SipParseError
+from rtcgw.sip.events import (
+    AckReceived,
+    CancelReceived,
+    ClientTransactionKey,
+    Event,
+    Outgoing,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransactionKey,
+    StrayResponseReceived,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from rtcgw.sip.message import Header, Request, Response, canonical_name, make_response
+from rtcgw.sip.parse import KNOWN_METHODS, parse_message
+from rtcgw.sip.status import reason_phrase
+from rtcgw.sip.timers import TimerConfig
+from rtcgw.sip.transaction_layer import TransactionLayer
+from rtcgw.sip.transport import Peer
+from rtcgw.worker.b2bua.events import EndReason, MessageDropped, Output
+from rtcgw.worker.b2bua.in_dialog import (
+    on_call_timers,
+    on_in_dialog_ack,
+    on_in_dialog_request,
+    on_refresh_response,
+    on_relay_cancel,
+    on_relay_response,
+)
+from rtcgw.worker.b2bua.invite import hang_up, on_cancel, on_initial_invite, on_invite_response
+from rtcgw.worker.b2bua.register import on_register, on_register_response
+from rtcgw.worker.b2bua.seam import PassThroughSdp, SdpSeam
+from rtcgw.worker.b2bua.settings import B2buaSettings, BindingLookup
+from rtcgw.worker.b2bua.state import ALLOW, ClientContext, Engine, Purpose
+
+__all__ = ["B2bua"]
+
+_STATELESS_HEADERS = ("via", "from", "to", "call-id", "cseq")
+
+
+@final
+class B2bua:
+    """The B2BUA of one worker.
+
+    Args:
+        settings: addresses, PBX, session-timer values.
+        shard: the worker's shard number, in every Call-ID, tag and branch we mint.
+        bindings: the runtime's lookup of a user's WebSocket binding.
+        sdp: the SDP seam; ``PassThroughSdp`` by default.
+        timers: T1/T2/T4 of the transaction layer.
+    """
+
+    def __init__(
+        self,
+        settings: B2buaSettings,
+        *,
+        shard: int,
+        bindings: BindingLookup,
+        sdp: SdpSeam | None = None,
+        timers: TimerConfig | None = None,
+    ) -> None:
+        layer = TransactionLayer(timers, shard=shard)
+        self._engine = Engine(settings, shard, layer, sdp or PassThroughSdp(), bindings)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def active_calls(self) -> int:
+        """The number of calls in progress (including ones winding down)."""
+        return len(self._engine.calls)
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timeout`` must next be called, or None."""
+        deadlines = [self._engine.layer.next_deadline(), self._engine.next_deadline()]
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def receive_bytes(self, data: bytes, source: Peer, now: float) -> Output:
+        """Take one whole SIP message (a datagram, a WebSocket message, a framed message).
+
+        Returns:
+            The messages to send and the notices; see the module docstring, Rule 3.
+        """
+        engine = self._engine
+        engine.begin(now)
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self._reject_unparseable(data, source, exc)
+            return engine.output()
+        try:
+            engine.absorb(engine.layer.receive(message, source, now))
+        except RemoteProtocolError as exc:
+            if isinstance(message, Request) and message.method != "ACK":
+                response = make_response(message, exc.status_hint, to_tag=engine.fresh_tag())
+                engine.outgoing.append(Outgoing(response, source))
+            engine.notice(MessageDropped("invalid", str(exc), _call_id(message)))
+            return engine.output()
+        self._drain()
+        return engine.output()
+
+    def handle_timeout(self, now: float) -> Output:
+        """Fire every transaction and call timer due at ``now``."""
+        engine = self._engine
+        engine.begin(now)
+        engine.absorb(engine.layer.handle_timeout(now))
+        self._drain()
+        for call in engine.due_calls(now):
+            if call in engine.calls:
+                on_call_timers(engine, call)
+                self._drain()
+        for memo_key in [k for k, m in engine.auth_memos.items() if m.expires_at < now]:
+            del engine.auth_memos[memo_key]
+        return engine.output()
+
+    def connection_closed(self, connection_id: int, now: float) -> Output:
+        """A WebSocket/TCP/TLS connection went away: end the calls that used it, forget
+        the registrations made over it."""
+        engine = self._engine
+        engine.begin(now)
+        engine.absorb(engine.layer.handle_timeout(now))
+        self._drain()
+        for call in list(engine.calls):
+            for leg in (call.a, call.b):
+                if leg.peer.connection_id == connection_id and call in engine.calls:
+                    hang_up(engine, call, EndReason.CONNECTION_CLOSED, gone=leg)
+                    self._drain()
+        for reg_key in [
+            k for k, r in engine.registrations.items() if r.connection_id == connection_id
+        ]:
+            del engine.registrations[reg_key]
+        return engine.output()
+
+    def transport_failed(self, outgoing: Outgoing, now: float) -> Output:
+        """The runtime could not deliver ``outgoing``: fail its transaction."""
+        engine = self._engine
+        engine.begin(now)
+        message = outgoing.message
+        via = message.top_via
+        key: ClientTransactionKey | ServerTransactionKey
+        if isinstance(message, Request):
+            if message.method == "ACK":
+                return engine.output()
+            key = ClientTransactionKey(via.branch or "", message.method)
+        else:
+            key = ServerTransactionKey(
+                via.branch or "", via.host.lower(), via.port, message.cseq.method
+            )
+        engine.absorb(engine.layer.transport_failed(key, now))
+        self._drain()
+        return engine.output()
+
+    # -- event handling ----------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        engine = self._engine
+        while engine.events:
+            self._dispatch(engine.events.popleft())
+
+    def _dispatch(self, event: Event) -> None:
+        engine = self._engine
+        match event:
+            case RequestReceived(key, request, source):
+                try:
+                    self._on_request(key, request, source)
+                except RemoteProtocolError as exc:
+                    engine.reject(key, request, exc.status_hint)
+            case AckReceived(request, _source):
+                found = engine.legs.get((request.call_id, request.to_tag or ""))
+                if found is None:
+                    engine.notice(MessageDropped("stray_ack", "no such dialog", request.call_id))
+                else:
+                    on_in_dialog_ack(engine, found[0], found[1], request)
+            case CancelReceived(invite_key, _request, _source):
+                context = engine.servers.get(invite_key)
+                if context is None or context.call is None:
+                    return
+                if context.purpose is Purpose.INVITE:
+                    on_cancel(engine, context.call)
+                elif context.purpose is Purpose.RELAY:
+                    on_relay_cancel(engine, invite_key, context)
+            case ResponseReceived(key, response, _source):
+                client = engine.clients.get(key)
+                if client is not None:
+                    self._on_response(client, response)
+            case StrayResponseReceived(response, _source):
+                engine.notice(
+                    MessageDropped("stray_response", str(response.status), response.call_id)
+                )
+            case TransactionTimedOut(key, _timer):
+                client = engine.clients.get(key) if isinstance(key, ClientTransactionKey) else None
+                if client is not None:
+                    self._on_response(client, _synthetic(client.request, 408))
+            case TransportFailed(key):
+                if isinstance(key, ClientTransactionKey):
+                    client = engine.clients.get(key)
+                    if client is not None:
+                        self._on_response(client, _synthetic(client.request, 503))
+                    return
+                server = engine.servers.pop(key, None)
+                if (
+                    server is not None
+                    and server.call is not None
+                    and server.leg is not None
+                    and server.call in engine.calls
+                    and server.purpose is Purpose.INVITE
+                ):
+                    hang_up(engine, server.call, EndReason.TRANSPORT_FAILED, gone=server.leg)
+            case TransactionTerminated(key):
+                if isinstance(key, ClientTransactionKey):
+                    engine.clients.pop(key, None)
+                else:
+                    engine.servers.pop(key, None)
+            case _:
+                assert_never(event)
+
+    def _on_request(self, key: ServerTransactionKey, request: Request, source: Peer) -> None:
+        engine = self._engine
+        method = request.method
+        to_tag = request.to_tag
+        if to_tag is not None:
+            found = engine.legs.get((request.call_id, to_tag))
+            if found is None:
+                engine.reject(key, request, 481)
+            else:
+                on_in_dialog_request(engine, found[0], found[1], key, request)
+            return
+        if method == "INVITE":
+            on_initial_invite(engine, key, request, source)
+        elif method == "REGISTER":
+            on_register(engine, key, request, source)
+        elif method == "OPTIONS":
+            # Keep-alive pings (RFC 3261 11.2): answered here, whatever Max-Forwards says.
+            headers = (
+                Header("Allow", ALLOW),
+                Header("Accept", "application/sdp"),
+                Header("Supported", "timer"),
+                Header("Server", engine.settings.user_agent),
+            )
+            engine.respond(
+                key, make_response(request, 200, to_tag=engine.fresh_tag(), headers=headers)
+            )
+        elif method not in KNOWN_METHODS:
+            engine.reject(key, request, 501, headers=(Header("Allow", ALLOW),))
+        elif method in ("BYE", "UPDATE", "PRACK", "INFO", "NOTIFY"):
+            engine.reject(key, request, 481)
+        else:
+            engine.reject(key, request, 405, headers=(Header("Allow", ALLOW),))
+
+    def _on_response(self, context: ClientContext, response: Response) -> None:
+        engine = self._engine
+        match context.purpose:
+            case Purpose.INVITE:
+                if context.call is not None and context.call.b.invite is context.request:
+                    on_invite_response(engine, context.call, response)
+            case Purpose.RELAY:
+                on_relay_response(engine, context, response)
+            case Purpose.REFRESH:
+                on_refresh_response(engine, context, response)
+            case Purpose.REGISTER:
+                on_register_response(engine, context, response)
+            case Purpose.CANCEL | Purpose.BYE | Purpose.PRACK | Purpose.ACK_AND_BYE:
+                pass
+            case _:
+                assert_never(context.purpose)
+
+    # -- unparseable input ---------------------------------------------------------------------
+
+    def _reject_unparseable(self, data: bytes, source: Peer, exc: SipParseError) -> None:
+        engine = self._engine
+        response = _stateless_response(data, exc.status_hint)
+        if response is not None:
+            engine.outgoing.append(Outgoing(response, source))
+            engine.notice(MessageDropped("unparseable_request", str(exc), response.get("Call-ID")))
+        else:
+            engine.notice(MessageDropped("unparseable", str(exc)))
+
+
+def _call_id(message: Request | Response) -> str | None:
+    return message.get("Call-ID")
+
+
+def _synthetic(request: Request, status: int) -> Response:
+    """The response RFC 3261 8.1.3.1 says to act as if received: 408 on a timeout, 503 on
+    a transport failure."""
+    return make_response(request, status)
+
+
+def _stateless_response(data: bytes, status: int) -> Response | None:
+    """A response to an unparseable request from the header lines we can find, or None
+    (a response, an ACK, or too little to address a response with)."""
+    text = data.decode("utf-8", "replace")
+    head = text.replace("\r\n", "\n").split("\n\n", 1)[0].lstrip("\n")
+    lines = head.split("\n")
+    start = lines[0].split(" ")
+    if len(start) != 3 or start[0].upper().startswith("SIP/") or start[0] == "ACK":
+        return None
+    found: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or line[:1] in (" ", "\t"):
+            continue
+        key = canonical_name(name)
+        if key in _STATELESS_HEADERS:
+            found.setdefault(key, []).append(value.strip())
+    if any(len(found.get(k, [])) != 1 for k in _STATELESS_HEADERS[1:]) or not found.get("via"):
+        return None
+    headers = [Header("Via", v) for v in found["via"]]
+    headers += [
+        Header(k.title() if k != "call-id" else "Call-ID", found[k][0])
+        for k in _STATELESS_HEADERS[1:]
+    ]
+    headers.append(Header("Content-Length", "0"))
+    try:
+        return Response(status, reason_phrase(status), tuple(headers))
+    except (RemoteProtocolError, ValueError):
+        return None

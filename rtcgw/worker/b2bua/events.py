@@ -1,0 +1,118 @@
+"""What the B2BUA reports to the runtime: notices (for logs and metrics) and ``Output``.
+
+Notices are past facts (STYLE E4), each with the Call-ID of the leg it concerns, so the
+runtime can log with ``call_id`` bound and count metrics with bounded labels (direction,
+status, reason). The B2BUA never logs: every drop and every reject is one of these.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from rtcgw.sip.events import Outgoing
+
+__all__ = [
+    "BindingReported",
+    "CallAnswered",
+    "CallDirection",
+    "CallEnded",
+    "CallStarted",
+    "EndReason",
+    "MessageDropped",
+    "Notice",
+    "Output",
+    "RequestRejected",
+]
+
+
+class CallDirection(enum.Enum):
+    """Which side placed the call."""
+
+    FROM_CLIENT = "from_client"  #: a WebSocket client called the SIP side
+    FROM_SIP = "from_sip"  #: the SIP side (the PBX) called a WebSocket client
+
+
+class EndReason(enum.Enum):
+    """Why a call ended (a bounded label for metrics)."""
+
+    REJECTED = "rejected"  #: a final 3xx-6xx answered the INVITE
+    CANCELLED = "cancelled"  #: the caller cancelled before the answer
+    HANGUP_CLIENT = "hangup_client"  #: BYE from the WebSocket client's leg
+    HANGUP_SIP = "hangup_sip"  #: BYE from the SIP side's leg
+    SESSION_EXPIRED = "session_expired"  #: RFC 4028: no refresh before the session expired
+    NO_ACK = "no_ack"  #: our 2xx was never acknowledged (RFC 3261 13.3.1.4)
+    TIMEOUT = "timeout"  #: a transaction timed out (Timer B/F)
+    CONNECTION_CLOSED = "connection_closed"  #: the client's WebSocket/TCP connection went away
+    TRANSPORT_FAILED = "transport_failed"  #: a message could not be delivered
+    REFRESH_FAILED = "refresh_failed"  #: our session refresh was refused
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """An initial INVITE was accepted and forwarded; ``b_call_id`` is the new leg's."""
+
+    call_id: str
+    direction: CallDirection
+    b_call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The callee answered (2xx relayed to the caller)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over on both legs; ``status`` is the final status when it never got
+    answered (487, 486, ...), else None."""
+
+    call_id: str
+    reason: EndReason
+    status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRejected:
+    """We answered a request ourselves with a failure (``call_id`` of that request)."""
+
+    call_id: str | None
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDropped:
+    """A message was dropped without an answer (unparseable response, stray, ...)."""
+
+    reason: str
+    detail: str
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BindingReported:
+    """A WebSocket client's REGISTER got a 2xx from the PBX: the cache must learn it.
+
+    ``expires_s`` 0 means the binding was removed. ``contact`` is the client's own Contact
+    URI (what ``Binding.contact`` holds); ``call_id`` is the REGISTER's.
+    """
+
+    user: str
+    connection_id: int
+    contact: str
+    expires_s: int
+    call_id: str
+
+
+Notice = CallStarted | CallAnswered | CallEnded | RequestRejected | MessageDropped | BindingReported
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What one call of the B2BUA produced: messages to send, notices, both in order."""
+
+    outgoing: tuple[Outgoing, ...] = ()
+    notices: tuple[Notice, ...] = ()
