@@ -11,16 +11,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
-from rtcgw import __version__
-from rtcgw.config import ConfigError, load_config, summarize
-from rtcgw.observability.logging import LogFormat, configure_logging
+import trio
 
-__all__ = ["EXIT_CONFIG_INVALID", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+from rtcgw import __version__
+from rtcgw.config import ConfigError, load_config, load_config_text, summarize
+from rtcgw.config.run_options import DEFAULT_SIP, DEFAULT_WSS, RunOptions
+from rtcgw.observability.logging import LogFormat, configure_logging, get_logger
+from rtcgw.supervisor.arbiter import run_gateway
+from rtcgw.supervisor.tls import make_self_signed
+
+__all__ = [
+    "EXIT_CONFIG_INVALID",
+    "EXIT_OK",
+    "EXIT_RUNTIME_FAILED",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 EXIT_OK = 0
+EXIT_RUNTIME_FAILED = 1
 EXIT_USAGE = 2  # as argparse itself exits on bad arguments
 EXIT_CONFIG_INVALID = 2
 
@@ -33,6 +48,51 @@ def _check_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_INVALID
     print("OK")
     print(summarize(config))
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    log = get_logger()
+    options = RunOptions(
+        workers=args.workers,
+        pbx=args.pbx,
+        wss=args.wss,
+        ws=args.ws,
+        sip=args.sip,
+        cert=args.cert,
+        key=args.key,
+        media_ip=args.media_ip,
+        advertised_ip=args.advertised_ip,
+        max_message_bytes=args.max_message_bytes,
+    )
+
+    def adhoc_certificate() -> tuple[Path, Path]:
+        made = make_self_signed(Path(tempfile.mkdtemp(prefix="rtcgw-tls-")))
+        log.warning(
+            "tls.adhoc_certificate",
+            certificate=str(made.certificate),
+            fingerprint_sha256=made.fingerprint_sha256,
+            note="self-signed for a trial; give --cert/--key in production",
+        )
+        return made.certificate, made.key
+
+    overrides = options.overrides(adhoc_certificate)
+    try:
+        if args.config is not None:
+            config = load_config(Path(args.config), overrides=overrides)
+        else:
+            config = load_config_text("", source="command line", overrides=overrides)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG_INVALID
+    workers = config.gateway.workers or os.cpu_count() or 1
+    worker_args = ("--log-format", args.resolved_log_format, "--log-level", args.log_level)
+    log.info("gateway.starting", config=config.source or "command line", workers=workers)
+    try:
+        trio.run(partial(run_gateway, config, worker_count=workers, worker_args=worker_args))
+    except OSError as exc:
+        log.error("gateway.failed", error=str(exc))
+        return EXIT_RUNTIME_FAILED
     return EXIT_OK
 
 
@@ -67,6 +127,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE", help="the TOML configuration file")
     check.set_defaults(handler=_check_config)
+
+    run = commands.add_parser(
+        "run",
+        help="run the gateway",
+        description="Run the gateway: a supervisor and its workers. With no -c FILE, the "
+        "options alone make a working gateway (rtcgw run --pbx HOST:PORT); with a file, "
+        "they override it.",
+    )
+    run.add_argument("-c", "--config", metavar="FILE", help="TOML configuration file")
+    run.add_argument("--workers", type=int, metavar="N", help="worker processes (default: CPUs)")
+    run.add_argument("--pbx", metavar="HOST:PORT", help="the PBX: host:port or a SIP URI")
+    run.add_argument(
+        "--wss", metavar="ADDR:PORT", help=f"secure WebSocket listener (default {DEFAULT_WSS})"
+    )
+    run.add_argument("--ws", metavar="ADDR:PORT", help="plain WebSocket listener")
+    run.add_argument(
+        "--sip", metavar="ADDR:PORT", help=f"SIP listener, UDP and TCP (default {DEFAULT_SIP})"
+    )
+    run.add_argument("--cert", type=Path, help="TLS certificate (PEM) for wss")
+    run.add_argument("--key", type=Path, help="TLS private key (PEM) for wss")
+    run.add_argument("--media-ip", metavar="ADDR", help="address media sockets bind to")
+    run.add_argument("--advertised-ip", metavar="ADDR", help="address written into SDP")
+    run.add_argument(
+        "--max-message-bytes", type=int, metavar="N", help="largest SIP message (default 65535)"
+    )
+    run.set_defaults(handler=_run)
     return parser
 
 
@@ -78,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    configure_logging(LogFormat(args.log_format), level=args.log_level)
+    args.resolved_log_format = configure_logging(
+        LogFormat(args.log_format), level=args.log_level
+    ).value
     try:
         code = handler(args)
         sys.stdout.flush()

@@ -1,0 +1,348 @@
+"""The supervisor: sockets, connections, bindings, workers, signals (DESIGN.md section 1).
+
+It binds every listener of the configuration once, starts N workers, and from then on
+only moves messages: a received SIP message goes to the worker ``Dispatcher`` picks; a
+worker's ``SipOut`` goes to the connection it names (or, for TCP/TLS toward a peer with no
+connection yet, to a new one); a worker's ``BindingReport`` updates the binding map, which
+is pushed to every worker so that lookups are local reads. It never runs call logic.
+
+Stopping: the first SIGTERM or SIGINT stops accepting, asks every worker to stop and
+waits up to ``gateway.drain_timeout_s`` (at most ``_STOP_GRACE_MAX_S``) before killing
+what is left; a second signal kills the workers at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+from dataclasses import dataclass
+
+import trio
+
+from rtcgw.config import GatewayConfig, Interface, InterfaceKind
+from rtcgw.observability.logging import get_logger
+from rtcgw.sip.transport import Peer, Transport
+from rtcgw.supervisor.connections import Connection, ConnectionTable
+from rtcgw.supervisor.dispatch import Dispatcher
+from rtcgw.supervisor.ipc import (
+    BindingChanged,
+    BindingReport,
+    ConnectionClosed,
+    IpcMessage,
+    SipIn,
+    SipOut,
+)
+from rtcgw.supervisor.listeners import (
+    serve_stream,
+    serve_udp,
+    serve_websocket,
+    stream_connection,
+)
+from rtcgw.supervisor.tls import server_context
+from rtcgw.supervisor.workers import WorkerSlot
+from rtcgw.worker.boot import BoundListener, WorkerBoot
+
+__all__ = ["Supervisor", "run_gateway"]
+
+log = get_logger()
+
+_STOP_GRACE_MAX_S = 30.0
+_LISTEN_BACKLOG = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    interface: Interface
+    sock: socket.socket
+    listener: BoundListener
+
+
+class Supervisor:
+    """Listeners, connections, the binding map and the worker slots of one gateway."""
+
+    def __init__(
+        self, config: GatewayConfig, *, worker_count: int, worker_args: tuple[str, ...] = ()
+    ) -> None:
+        if worker_count < 1:
+            raise ValueError(f"worker_count must be at least 1, got {worker_count}")
+        self.config = config
+        self.connections = ConnectionTable()
+        self.max_message_bytes = config.gateway.max_message_bytes
+        self.worker_count = worker_count
+        self.workers: list[WorkerSlot] = []
+        self._worker_args = worker_args
+        self._dispatcher = Dispatcher(worker_count)
+        self._bindings: dict[str, BindingChanged] = {}
+        self._udp: dict[str, trio.socket.SocketType] = {}
+        self._stop = trio.Event()
+        self._announced = False
+        self._listeners: tuple[BoundListener, ...] = ()
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[tuple[BoundListener, ...]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, start the workers, serve until ``request_stop``; then stop the workers."""
+        bound = [_bind(interface) for interface in self.config.interfaces]
+        self._listeners = tuple(b.listener for b in bound)
+        boot = WorkerBoot(self.config, self._listeners).dumps()
+        udp_fds = [(b.interface.name, b.sock.fileno()) for b in bound if _is_udp(b.interface)]
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for b in bound:
+                    await self._start_listener(nursery, b)
+                self.workers = [
+                    WorkerSlot(
+                        index,
+                        self.worker_count,
+                        boot=boot,
+                        udp_fds=udp_fds,
+                        worker_args=self._worker_args,
+                        on_message=self._worker_message,
+                        on_ready=self._worker_ready,
+                    )
+                    for index in range(self.worker_count)
+                ]
+                for slot in self.workers:
+                    nursery.start_soon(slot.run)
+                task_status.started(self._listeners)
+                await self._stop.wait()
+                log.info("gateway.stopping", workers=self.worker_count)
+                grace = min(self.config.gateway.drain_timeout_s, _STOP_GRACE_MAX_S)
+                async with trio.open_nursery() as stopping:
+                    for slot in self.workers:
+                        stopping.start_soon(slot.stop, grace)
+                nursery.cancel_scope.cancel()
+        finally:
+            for b in bound:
+                b.sock.close()
+        log.info("gateway.stopped")
+
+    def request_stop(self) -> None:
+        """Begin a clean stop (first SIGTERM/SIGINT)."""
+        self._stop.set()
+
+    def stop_now(self) -> None:
+        """Kill every worker at once (a second signal)."""
+        for slot in self.workers:
+            slot.kill()
+        self._stop.set()
+
+    async def _start_listener(self, nursery: trio.Nursery, bound: _Bound) -> None:
+        interface, sock = bound.interface, bound.sock
+        tls = _tls_context(interface)
+        name, transport = interface.name, interface.transport
+        if transport is Transport.UDP:
+            self._udp[name] = trio.socket.from_stdlib_socket(sock)
+            nursery.start_soon(serve_udp, self, sock, name)
+        elif interface.type is InterfaceKind.WEBSOCKET:
+            await nursery.start(serve_websocket, self, sock, name, transport, tls)
+        else:
+            nursery.start_soon(serve_stream, self, sock, name, transport, tls)
+        log.info(
+            "listener.started", interface=name, transport=transport.value, address=_show(bound)
+        )
+
+    # -- from the listeners ------------------------------------------------------------------
+
+    async def inbound(self, data: bytes, interface: str, source: Peer) -> None:
+        """Dispatch one received SIP message to its worker (dropped if there is none)."""
+        index = self._dispatcher.worker_for(data)
+        if index is None:
+            log.warning("sip.dropped", reason="no Call-ID", interface=interface, source=source.host)
+            return
+        if not await self.workers[index].send(SipIn.from_peer(source, interface, data)):
+            log.warning("sip.dropped", reason="worker down", worker=index, source=source.host)
+
+    async def connection_closed(self, connection: Connection, reason: str) -> None:
+        """A connection ended: drop its bindings and tell every worker."""
+        cid = connection.connection_id
+        for user, binding in list(self._bindings.items()):
+            if binding.connection_id == cid:
+                del self._bindings[user]
+                await self._broadcast(_removed(binding))
+        await self._broadcast(ConnectionClosed(cid, reason))
+
+    # -- from the workers --------------------------------------------------------------------
+
+    async def _worker_ready(self, slot: WorkerSlot) -> None:
+        for binding in self._bindings.values():
+            await slot.send(binding)
+        if not self._announced and all(w.ready for w in self.workers):
+            self._announced = True
+            log.info(
+                "gateway.ready",
+                workers=self.worker_count,
+                listeners=[
+                    {
+                        "interface": b.interface,
+                        "transport": b.transport.value,
+                        "host": b.host,
+                        "port": b.port,
+                    }
+                    for b in self._listeners
+                ],
+            )
+
+    async def _worker_message(self, slot: WorkerSlot, message: IpcMessage) -> None:
+        if isinstance(message, SipOut):
+            await self._send_out(message)
+        elif isinstance(message, BindingReport):
+            await self._binding(message)
+        else:
+            log.debug("ipc.message", worker=slot.index, kind=type(message).__name__)
+
+    async def _binding(self, report: BindingReport) -> None:
+        change = BindingChanged(
+            report.user,
+            report.connection_id,
+            report.transport,
+            report.host,
+            report.port,
+            report.contact,
+            report.expires_s,
+        )
+        live = report.expires_s > 0 and (
+            report.connection_id is None or self.connections.get(report.connection_id) is not None
+        )
+        if live:
+            self._bindings[report.user] = change
+        else:
+            self._bindings.pop(report.user, None)
+            change = _removed(change)
+        log.info("binding.changed", user=report.user, connection=report.connection_id, live=live)
+        await self._broadcast(change)
+
+    async def _broadcast(self, message: IpcMessage) -> None:
+        for slot in self.workers:
+            await slot.send(message)
+
+    async def _send_out(self, out: SipOut) -> None:
+        transport = Transport(out.transport)
+        if out.connection_id is not None:
+            connection = self.connections.get(out.connection_id)
+            if connection is None:
+                log.info("sip.out.dropped", reason="connection gone", connection=out.connection_id)
+                return
+            await _write(connection, out.data)
+            return
+        if transport is Transport.UDP:
+            sock = self._udp.get(out.interface) or next(iter(self._udp.values()), None)
+            if sock is None:
+                log.warning("sip.out.dropped", reason="no udp interface", interface=out.interface)
+                return
+            await sock.sendto(out.data, (out.host, out.port))
+            return
+        connection = self.connections.find(transport, out.host, out.port)
+        if connection is None:
+            connection = await self._connect(out)
+        if connection is not None:
+            await _write(connection, out.data)
+
+    async def _connect(self, out: SipOut) -> Connection | None:
+        """Open a TCP/TLS connection toward a SIP peer (RFC 3261 18.1.1) and read from it."""
+        assert self._nursery is not None  # set for as long as run() serves
+        transport = Transport(out.transport)
+        try:
+            stream: trio.abc.Stream = await trio.open_tcp_stream(out.host, out.port)
+            if transport is Transport.TLS:
+                context = ssl.create_default_context()
+                stream = trio.SSLStream(stream, context, server_hostname=out.host)
+        except OSError as exc:
+            log.warning("sip.connect.failed", host=out.host, port=out.port, error=str(exc))
+            return None
+        connection: Connection = await self._nursery.start(
+            stream_connection, self, stream, out.interface, transport, (out.host, out.port)
+        )
+        return connection
+
+
+async def _write(connection: Connection, data: bytes) -> None:
+    try:
+        await connection.send(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        log.info("sip.out.failed", connection=connection.connection_id, error=str(exc))
+    except Exception as exc:
+        log.info("sip.out.failed", connection=connection.connection_id, error=repr(exc))
+
+
+def _removed(binding: BindingChanged) -> BindingChanged:
+    return BindingChanged(
+        binding.user, None, binding.transport, binding.host, binding.port, binding.contact, 0
+    )
+
+
+def _is_udp(interface: Interface) -> bool:
+    return interface.transport is Transport.UDP
+
+
+def _bind(interface: Interface) -> _Bound:
+    host, port = interface.listen.host, interface.listen.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_DGRAM if _is_udp(interface) else socket.SOCK_STREAM
+    sock = socket.socket(family, kind)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(_LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    bound_host, bound_port = sock.getsockname()[:2]
+    listener = BoundListener(interface.name, interface.transport, str(bound_host), int(bound_port))
+    return _Bound(interface, sock, listener)
+
+
+def _tls_context(interface: Interface) -> ssl.SSLContext | None:
+    if interface.tls_certificate is None or interface.tls_key is None:
+        return None
+    return server_context(
+        interface.tls_certificate,
+        interface.tls_key,
+        ca=interface.tls_ca,
+        require_client=interface.require_client_certificate,
+    )
+
+
+def _show(bound: _Bound) -> str:
+    host = bound.listener.host
+    return f"[{host}]:{bound.listener.port}" if ":" in host else f"{host}:{bound.listener.port}"
+
+
+async def run_gateway(
+    config: GatewayConfig,
+    *,
+    worker_count: int,
+    worker_args: tuple[str, ...] = (),
+    task_status: trio.TaskStatus[tuple[BoundListener, ...]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the supervisor until SIGTERM/SIGINT; a second signal kills the workers at once."""
+    supervisor = Supervisor(config, worker_count=worker_count, worker_args=worker_args)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                count = 0
+                async for signum in signals:
+                    count += 1
+                    name = signal.Signals(signum).name
+                    log.info("signal.received", signal=name, count=count)
+                    if count == 1:
+                        supervisor.request_stop()
+                    else:
+                        supervisor.stop_now()
+
+            async def serve(*, task_status: trio.TaskStatus[tuple[BoundListener, ...]]) -> None:
+                await supervisor.run(task_status=task_status)
+                nursery.cancel_scope.cancel()  # only the signal watcher is left
+
+            nursery.start_soon(watch)
+            listeners = await nursery.start(serve)
+            task_status.started(listeners)
+    log.info("gateway.exited")

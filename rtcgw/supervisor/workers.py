@@ -1,0 +1,164 @@
+"""Worker processes: spawn, talk to, restart.
+
+Each ``WorkerSlot`` keeps one worker index alive. A worker is a fresh interpreter
+(``python -m rtcgw.worker``), never a fork, given one end of a socketpair for IPC and
+duplicates of the UDP listening sockets so it can send SIP from the listening address
+(DESIGN.md section 1). It receives its configuration in a ``Configure`` message and
+reports ``Ready`` when it can take traffic.
+
+A worker that dies is restarted after a backoff that doubles with each quick death (from
+0.1 s up to 5 s) and resets once a worker has stayed up for 10 s; restarts are counted.
+Only that worker's calls are lost: the registration cache lives in the supervisor and is
+re-sent to the new worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import trio
+
+from rtcgw.observability.logging import get_logger
+from rtcgw.supervisor.channel import IpcChannel
+from rtcgw.supervisor.ipc import Configure, Direction, IpcMessage, Ready, Stop
+
+__all__ = ["WorkerSlot"]
+
+_BACKOFF_FIRST_S = 0.1
+_BACKOFF_MAX_S = 5.0
+_STABLE_AFTER_S = 10.0
+
+log = get_logger()
+
+MessageHandler = Callable[["WorkerSlot", IpcMessage], Awaitable[None]]
+
+
+class WorkerSlot:
+    """One worker index: its current process, IPC channel and restart count."""
+
+    def __init__(
+        self,
+        index: int,
+        count: int,
+        *,
+        boot: bytes,
+        udp_fds: Sequence[tuple[str, int]],
+        worker_args: Sequence[str],
+        on_message: MessageHandler,
+        on_ready: Callable[[WorkerSlot], Awaitable[None]],
+    ) -> None:
+        self.index = index
+        self.count = count
+        self.restarts = 0
+        self.pid: int | None = None
+        self.ready = False
+        self._boot = boot
+        self._udp_fds = tuple(udp_fds)
+        self._worker_args = tuple(worker_args)
+        self._on_message = on_message
+        self._on_ready = on_ready
+        self._channel: IpcChannel | None = None
+        self._process: trio.Process | None = None
+        self._stopping = False
+
+    def stopping(self) -> bool:
+        """True once ``stop`` or ``kill`` was called: the slot will not restart."""
+        return self._stopping
+
+    async def send(self, message: IpcMessage) -> bool:
+        """Send to the worker if it is up; False if it is not (restarting or stopping)."""
+        channel = self._channel
+        if channel is None or not self.ready:
+            return False
+        try:
+            await channel.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Keep a worker running for this index until ``stop`` is called."""
+        failures = 0
+        while not self.stopping():
+            started = trio.current_time()
+            returncode = await self._run_once()
+            if self.stopping():
+                return
+            if trio.current_time() - started >= _STABLE_AFTER_S:
+                failures = 0
+            delay = min(_BACKOFF_FIRST_S * 2**failures, _BACKOFF_MAX_S)
+            failures += 1
+            self.restarts += 1
+            log.warning(
+                "worker.exited",
+                worker=self.index,
+                returncode=returncode,
+                restart_in_s=delay,
+                restarts=self.restarts,
+            )
+            await trio.sleep(delay)
+
+    async def stop(self, grace_s: float) -> None:
+        """Ask the worker to stop; kill it if it has not exited after ``grace_s``."""
+        self._stopping = True
+        channel, process = self._channel, self._process
+        if channel is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await channel.send(Stop())
+        if process is None:
+            return
+        with trio.move_on_after(grace_s):
+            await process.wait()
+        if process.returncode is None:
+            log.warning("worker.killed", worker=self.index, pid=process.pid, grace_s=grace_s)
+            process.kill()
+            await process.wait()
+
+    def kill(self) -> None:
+        """Kill the current process at once (a second SIGINT)."""
+        self._stopping = True
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+
+    async def _run_once(self) -> int:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        command = [
+            sys.executable,
+            "-m",
+            "rtcgw.worker",
+            "--index",
+            str(self.index),
+            "--ipc-fd",
+            str(child.fileno()),
+            *self._worker_args,
+        ]
+        for name, fd in self._udp_fds:
+            command += ["--udp", f"{name}={fd}"]
+        try:
+            process = await trio.lowlevel.open_process(
+                command, pass_fds=(child.fileno(), *(fd for _, fd in self._udp_fds))
+            )
+        finally:
+            child.close()
+        self._process, self.pid = process, process.pid
+        channel = IpcChannel(parent, receives=Direction.TO_SUPERVISOR)
+        self._channel = channel
+        try:
+            await channel.send(Configure(self.index, self.count, self._boot))
+            while (message := await channel.receive()) is not None:
+                if isinstance(message, Ready):
+                    self.ready = True
+                    log.info("worker.ready", worker=self.index, pid=process.pid)
+                    await self._on_ready(self)
+                else:
+                    await self._on_message(self, message)
+        except trio.BrokenResourceError:
+            pass  # the worker died while we were writing to it
+        finally:
+            self.ready = False
+            self._channel = None
+            await channel.aclose()
+        return await process.wait()
