@@ -194,8 +194,14 @@ async def stream_connection(
     interface: str,
     transport: Transport,
     peer: tuple[str, int],
+    *,
+    task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Frame SIP messages on one TCP/TLS connection until it closes (either side)."""
+    """Frame SIP messages on one TCP/TLS connection until it closes (either side).
+
+    ``task_status.started`` gets the registered ``Connection`` (so an outbound connection
+    can be written to at once).
+    """
     framer = StreamFramer(max_message_bytes=gateway.max_message_bytes)
     send_lock = trio.Lock()
 
@@ -204,6 +210,7 @@ async def stream_connection(
             await stream.send_all(data)
 
     connection = gateway.connections.add(interface, transport, peer[0], peer[1], send)
+    task_status.started(connection)
     reason = "closed"
     try:
         while True:

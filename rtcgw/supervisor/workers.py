@@ -123,6 +123,16 @@ class WorkerSlot:
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
 
+    async def _deliver(self, message: IpcMessage) -> None:
+        # One message the supervisor fails to handle must not stop the gateway: the
+        # failure is logged with its traceback (a bug to fix) and the next message goes on.
+        try:
+            await self._on_message(self, message)
+        except Exception:
+            log.exception(
+                "supervisor.message_failed", worker=self.index, kind=type(message).__name__
+            )
+
     async def _run_once(self) -> int:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         command = [
@@ -154,7 +164,7 @@ class WorkerSlot:
                     log.info("worker.ready", worker=self.index, pid=process.pid)
                     await self._on_ready(self)
                 else:
-                    await self._on_message(self, message)
+                    await self._deliver(message)
         except trio.BrokenResourceError:
             pass  # the worker died while we were writing to it
         finally:
