@@ -48,6 +48,7 @@ __all__ = ["Supervisor", "run_gateway"]
 log = get_logger()
 
 _STOP_GRACE_MAX_S = 30.0
+_WRITE_TIMEOUT_S = 2.0
 _LISTEN_BACKLOG = 1024
 
 
@@ -262,8 +263,14 @@ class Supervisor:
 
 
 async def _write(connection: Connection, data: bytes) -> None:
+    # A peer that stops reading must not stall the worker's whole output path (nor its
+    # heartbeat, read on the same loop): a write that cannot finish in time is dropped,
+    # as a lost datagram would be; SIP's retransmissions and timeouts take it from there.
     try:
-        await connection.send(data)
+        with trio.move_on_after(_WRITE_TIMEOUT_S) as timer:
+            await connection.send(data)
+        if timer.cancelled_caught:
+            log.warning("sip.out.slow_peer", connection=connection.connection_id)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         log.info("sip.out.failed", connection=connection.connection_id, error=str(exc))
     except Exception as exc:

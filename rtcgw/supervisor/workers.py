@@ -9,7 +9,8 @@ reports ``Ready`` when it can take traffic.
 A worker that dies is restarted after a backoff that doubles with each quick death (from
 0.1 s up to 5 s) and resets once a worker has stayed up for 10 s; restarts are counted.
 Only that worker's calls are lost: the registration cache lives in the supervisor and is
-re-sent to the new worker.
+re-sent to the new worker. Workers are pinged every ``HEARTBEAT_INTERVAL_S``; one that says
+nothing for ``HEARTBEAT_TIMEOUT_S`` is hung, and is killed and restarted like a dead one.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ import trio
 
 from rtcgw.observability.logging import get_logger
 from rtcgw.supervisor.channel import IpcChannel
-from rtcgw.supervisor.ipc import Configure, Direction, IpcMessage, Ready, Stop
+from rtcgw.supervisor.ipc import Configure, Direction, IpcMessage, Ping, Pong, Ready, Stop
 
-__all__ = ["WorkerSlot"]
+__all__ = ["HEARTBEAT_INTERVAL_S", "HEARTBEAT_TIMEOUT_S", "WorkerSlot"]
 
+#: How often the supervisor pings each worker, and how long a worker may stay silent (no
+#: message at all, Pong included) before it is considered hung and killed.
+HEARTBEAT_INTERVAL_S = 2.0
+HEARTBEAT_TIMEOUT_S = 10.0
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
 _STABLE_AFTER_S = 10.0
@@ -63,6 +68,7 @@ class WorkerSlot:
         self._channel: IpcChannel | None = None
         self._process: trio.Process | None = None
         self._stopping = False
+        self._last_heard = 0.0
 
     def stopping(self) -> bool:
         """True once ``stop`` or ``kill`` was called: the slot will not restart."""
@@ -156,15 +162,20 @@ class WorkerSlot:
         self._process, self.pid = process, process.pid
         channel = IpcChannel(parent, receives=Direction.TO_SUPERVISOR)
         self._channel = channel
+        self._last_heard = trio.current_time()
         try:
-            await channel.send(Configure(self.index, self.count, self._boot))
-            while (message := await channel.receive()) is not None:
-                if isinstance(message, Ready):
-                    self.ready = True
-                    log.info("worker.ready", worker=self.index, pid=process.pid)
-                    await self._on_ready(self)
-                else:
-                    await self._deliver(message)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._heartbeat, channel, process)
+                await channel.send(Configure(self.index, self.count, self._boot))
+                while (message := await channel.receive()) is not None:
+                    self._last_heard = trio.current_time()
+                    if isinstance(message, Ready):
+                        self.ready = True
+                        log.info("worker.ready", worker=self.index, pid=process.pid)
+                        await self._on_ready(self)
+                    elif not isinstance(message, Pong):
+                        await self._deliver(message)
+                nursery.cancel_scope.cancel()
         except trio.BrokenResourceError:
             pass  # the worker died while we were writing to it
         finally:
@@ -172,3 +183,23 @@ class WorkerSlot:
             self._channel = None
             await channel.aclose()
         return await process.wait()
+
+    async def _heartbeat(self, channel: IpcChannel, process: trio.Process) -> None:
+        """Ping the worker; one silent for ``HEARTBEAT_TIMEOUT_S`` is hung: kill it.
+
+        A hung worker (a busy loop, a stopped process) holds its calls hostage just like a
+        dead one, so it is treated as dead and restarted by ``run``.
+        """
+        seq = 0
+        while process.returncode is None:
+            await trio.sleep(HEARTBEAT_INTERVAL_S)
+            silent_s = trio.current_time() - self._last_heard
+            if silent_s > HEARTBEAT_TIMEOUT_S:
+                log.warning(
+                    "worker.unresponsive", worker=self.index, pid=process.pid, silent_s=silent_s
+                )
+                process.kill()
+                return
+            seq += 1
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await channel.send(Ping(seq))

@@ -136,3 +136,19 @@ async def test_sigterm_stops_the_gateway_and_its_workers() -> None:
             for pid in pids.values():
                 with pytest.raises(ProcessLookupError):
                     os.kill(pid, 0)
+
+
+async def test_hung_worker_is_killed_and_restarted() -> None:
+    # SIGSTOP makes a worker hang: it answers no heartbeat, so the supervisor kills it
+    # (SIGKILL reaches a stopped process) and starts a new one.
+    with trio.fail_after(90):
+        async with run_gateway(ARGS) as gateway:
+            pids = gateway.worker_pids()
+            os.kill(pids[1], signal.SIGSTOP)
+            (hung,) = await gateway.wait_for("worker.unresponsive")
+            assert (hung["worker"], hung["pid"]) == (1, pids[1])
+            await gateway.wait_for("worker.ready", count=3)
+            assert gateway.worker_pids()[1] != pids[1]
+            for n in range(6):
+                reply = await _options_over_udp(gateway, f"after-hang-{n}")
+                assert reply.status == 200
