@@ -79,7 +79,10 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # One write per line (message and newline together): the supervisor and its
+        # workers share standard error, and under PYTHONUNBUFFERED=1 (common in
+        # containers) print() writes the newline separately, so lines could interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         # Tests and `rtcgw ctl reload` reconfigure logging: cached loggers would keep the
         # old renderer.
         cache_logger_on_first_use=False,
