@@ -16,8 +16,9 @@ provisional anyway gets its PRACK from us on that leg, and the 18x is relayed un
 an INVITE that *requires* 100rel is answered 420 with ``Unsupported: 100rel``.
 
 Session timers (RFC 4028) run per leg (``session_timer``); the SDP goes through one seam
-(``seam.SdpSeam``). Not done yet: out-of-dialog MESSAGE/SUBSCRIBE (405), 3xx recursion
-(relayed as is), 422 retries, unregistering a closed connection's bindings upstream.
+(``seam.SdpSeam``). Out-of-dialog MESSAGE is relayed both ways (``message``). Not done
+yet: out-of-dialog SUBSCRIBE (405), 3xx recursion (relayed as is), 422 retries,
+unregistering a closed connection's bindings upstream.
 """
 
 from rtcgw.sip.events import Outgoing

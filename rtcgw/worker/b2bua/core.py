@@ -42,6 +42,7 @@ from rtcgw.sip.status import reason_phrase
 from rtcgw.sip.timers import TimerConfig
 from rtcgw.sip.transaction_layer import TransactionLayer
 from rtcgw.sip.transport import Peer
+from rtcgw.worker.b2bua.call import Call, CallState
 from rtcgw.worker.b2bua.events import EndReason, MessageDropped, Output
 from rtcgw.worker.b2bua.in_dialog import (
     on_call_timers,
@@ -52,6 +53,7 @@ from rtcgw.worker.b2bua.in_dialog import (
     on_relay_response,
 )
 from rtcgw.worker.b2bua.invite import hang_up, on_cancel, on_initial_invite, on_invite_response
+from rtcgw.worker.b2bua.message import on_message, on_message_response
 from rtcgw.worker.b2bua.register import on_register, on_register_response
 from rtcgw.worker.b2bua.seam import PassThroughSdp, SdpSeam
 from rtcgw.worker.b2bua.settings import B2buaSettings, BindingLookup
@@ -60,6 +62,9 @@ from rtcgw.worker.b2bua.state import ALLOW, ClientContext, Engine, Purpose
 __all__ = ["B2bua"]
 
 _STATELESS_HEADERS = ("via", "from", "to", "call-id", "cseq")
+
+#: Call states in which the caller's INVITE transaction still matters.
+_UNCONFIRMED = frozenset({CallState.CALLING, CallState.EARLY, CallState.ANSWERED})
 
 
 @final
@@ -216,22 +221,18 @@ class B2bua:
             case TransactionTimedOut(key, _timer):
                 client = engine.clients.get(key) if isinstance(key, ClientTransactionKey) else None
                 if client is not None:
-                    self._on_response(client, _synthetic(client.request, 408))
+                    self._on_response(client, _synthetic(client.request, 408), EndReason.TIMEOUT)
             case TransportFailed(key):
                 if isinstance(key, ClientTransactionKey):
                     client = engine.clients.get(key)
                     if client is not None:
-                        self._on_response(client, _synthetic(client.request, 503))
+                        failed = _synthetic(client.request, 503)
+                        self._on_response(client, failed, EndReason.TRANSPORT_FAILED)
                     return
-                server = engine.servers.pop(key, None)
-                if (
-                    server is not None
-                    and server.call is not None
-                    and server.leg is not None
-                    and server.call in engine.calls
-                    and server.purpose is Purpose.INVITE
-                ):
-                    hang_up(engine, server.call, EndReason.TRANSPORT_FAILED, gone=server.leg)
+                engine.servers.pop(key, None)
+                call = _call_answering(engine, key)
+                if call is not None:
+                    hang_up(engine, call, EndReason.TRANSPORT_FAILED, gone=call.a)
             case TransactionTerminated(key):
                 if isinstance(key, ClientTransactionKey):
                     engine.clients.pop(key, None)
@@ -255,6 +256,8 @@ class B2bua:
             on_initial_invite(engine, key, request, source)
         elif method == "REGISTER":
             on_register(engine, key, request, source)
+        elif method == "MESSAGE":
+            on_message(engine, key, request, source)
         elif method == "OPTIONS":
             # Keep-alive pings (RFC 3261 11.2): answered here, whatever Max-Forwards says.
             headers = (
@@ -273,18 +276,30 @@ class B2bua:
         else:
             engine.reject(key, request, 405, headers=(Header("Allow", ALLOW),))
 
-    def _on_response(self, context: ClientContext, response: Response) -> None:
+    def _on_response(
+        self, context: ClientContext, response: Response, failed: EndReason | None = None
+    ) -> None:
+        """Handle ``response``; ``failed`` says it stands for a timeout or a transport
+        failure (RFC 3261 8.1.3.1), which is also why the call ends if it does."""
         engine = self._engine
+        call = context.call
         match context.purpose:
             case Purpose.INVITE:
-                if context.call is not None and context.call.b.invite is context.request:
-                    on_invite_response(engine, context.call, response)
+                if call is not None and call.b.invite is context.request:
+                    on_invite_response(engine, call, response, failure=failed)
             case Purpose.RELAY:
                 on_relay_response(engine, context, response)
+                leg = context.leg
+                confirmed = call is not None and call.state is CallState.CONFIRMED
+                if failed is not None and confirmed and leg is not None:
+                    assert call is not None
+                    hang_up(engine, call, failed, gone=leg)  # the peer is unreachable
             case Purpose.REFRESH:
                 on_refresh_response(engine, context, response)
             case Purpose.REGISTER:
                 on_register_response(engine, context, response)
+            case Purpose.MESSAGE:
+                on_message_response(engine, context, response)
             case Purpose.CANCEL | Purpose.BYE | Purpose.PRACK | Purpose.ACK_AND_BYE:
                 pass
             case _:
@@ -304,6 +319,15 @@ class B2bua:
 
 def _call_id(message: Request | Response) -> str | None:
     return message.get("Call-ID")
+
+
+def _call_answering(engine: Engine, key: ServerTransactionKey) -> Call | None:
+    """The unconfirmed call whose caller's INVITE is server transaction ``key`` (its final
+    response may be out already: the 2xx waiting for the ACK), or None."""
+    for call in engine.calls:
+        if call.a.invite_server_key == key and call.state in _UNCONFIRMED:
+            return call
+    return None
 
 
 def _synthetic(request: Request, status: int) -> Response:

@@ -9,7 +9,9 @@ Theory of operation:
    Route), the body passes the SDP seam, and the final response comes back to the
    original leg. A re-INVITE while one of ours is pending on that leg gets 491, one while
    the peer's previous re-INVITE is unanswered gets 500 (RFC 3261 14.1, 14.2); a 491 from
-   the other side is relayed as is, so each peer's own glare back-off applies.
+   the other side is relayed as is, so each peer's own glare back-off applies. A CANCEL
+   of a relayed re-INVITE gets 487 at once and a CANCEL on the other leg; that leg's
+   final answer is then ACKed there and goes no further.
 3. UPDATE without a body and OPTIONS inside a dialog are answered here: they are session
    refreshes or pings (RFC 4028; JsSIP refreshes every 45 s with UPDATE), which the other
    leg has no use for. PRACK is answered 481: we never send reliable provisionals.
@@ -165,12 +167,17 @@ def on_relay_response(engine: Engine, context: ClientContext, response: Response
         other.dialog.receive_response(response)
     method = request.method
     success = 200 <= status < 300
+    cancelled = context.cancelled  # our 487 answered it (RFC 3261 9.2): nothing to relay
     if method == "INVITE" and success and other.dialog is not None:
-        if context.request.body or not response.body:
+        if context.request.body or not response.body or cancelled:
             ack = other.dialog.create_ack(response.cseq.seq, other.new_via(engine.shard))
             engine.send_direct(ack, other.peer)
         else:
             leg.ack_relay_seq = response.cseq.seq  # late-offer re-INVITE: wait for answer
+    if cancelled:
+        if response.final and method == "INVITE":
+            other.reinvite_out = None
+        return
     if method in ("INVITE", "UPDATE") and success:
         other.note_allow(response)
         for refreshed in (leg, other):
@@ -210,6 +217,7 @@ def on_relay_cancel(engine: Engine, key: ServerTransactionKey, context: ServerCo
     out_context = engine.clients.get(out_key) if out_key is not None else None
     if out_key is None or out_context is None:
         return
+    out_context.cancelled = True
     if engine.layer.state(out_key) is TransactionState.PROCEEDING:
         cancel = make_cancel(out_context.request)
         assert out_context.leg is not None

@@ -7,17 +7,20 @@ Theory of operation (RFC 3261 sections 13-15, 9):
    less) to the PBX (from a client) or to the client's connection found by ``bindings``
    (from the SIP side; 480 when the user has no binding).
 2. 101-199 from the callee are relayed (the first tagged one creates the A-leg dialog);
-   a reliable one (Require: 100rel) is PRACKed on the B-leg and relayed unreliably.
+   a reliable one (Require: 100rel) is PRACKed on the B-leg and relayed unreliably, and
+   its retransmissions are discarded (RFC 3262 section 4).
 3. A 2xx is ACKed on the B-leg at once when the caller made an early offer; with a late
    offer (INVITE without SDP) the 2xx carries the offer, and the B-leg ACK waits for the
    caller's ACK, which carries the answer. The 2xx to a UDP caller is retransmitted until
    the ACK (13.3.1.4); no ACK within 64*T1 ends the call.
 4. 300-699 are relayed; the transaction layers ACK them on each leg. A 401/407 keeps the
-   B-leg Call-ID, From tag and CSeq for the caller's retry with credentials.
+   B-leg Call-ID, From tag and CSeq for the caller's retry with credentials. Timer B and
+   a failed delivery act as a 408 / 503 (8.1.3.1): the caller gets that status and the
+   call ends as ``TIMEOUT`` / ``TRANSPORT_FAILED``, not ``REJECTED``.
 5. CANCEL from the caller: 487 on the A-leg INVITE, CANCEL on the B-leg once a provisional
-   response came (9.1: "If no provisional response has been received, the CANCEL request
-   MUST NOT be sent"); a 2xx that races the CANCEL is ACKed and BYEd. No final 64*T1 after
-   our CANCEL: the B-leg INVITE is abandoned (9.1).
+   response came, 100 Trying included (9.1: "If no provisional response has been
+   received, the CANCEL request MUST NOT be sent"); a 2xx that races the CANCEL is ACKed
+   and BYEd. No final 64*T1 after our CANCEL: the B-leg INVITE is abandoned (9.1).
 """
 
 from __future__ import annotations
@@ -228,18 +231,29 @@ def _relay_to_caller(engine: Engine, call: Call, response: Response) -> Response
     return relayed
 
 
-def _send_prack(engine: Engine, call: Call, b: Leg, dialog: Dialog, response: Response) -> None:
-    """PRACK a reliable provisional (RFC 3262 section 7.2) on the B-leg itself."""
-    rseq = response.get("RSeq")
-    if rseq is None or not rseq.strip().isdigit():
-        return
+def _send_prack(engine: Engine, call: Call, b: Leg, dialog: Dialog, response: Response) -> bool:
+    """PRACK a reliable provisional (RFC 3262 section 7.2) on the B-leg itself.
+
+    Returns False for one to discard: RFC 3262 section 4, a response whose RSeq "is not
+    one higher than the value of the sequence number ... MUST NOT be acknowledged with a
+    PRACK, and MUST NOT be processed further" (a retransmission, or one out of order).
+    """
+    rseq = (response.get("RSeq") or "").strip()
+    if not (rseq.isascii() and rseq.isdigit()):
+        return True
+    tag = response.to_tag or ""
+    last = b.rseq.get(tag)
+    if last is not None and int(rseq) != last + 1:
+        return False
+    b.rseq[tag] = int(rseq)
     cseq = response.cseq
     prack = dialog.create_request(
         "PRACK",
         b.new_via(engine.shard),
-        headers=(Header("RAck", f"{rseq.strip()} {cseq.seq} {cseq.method}"),),
+        headers=(Header("RAck", f"{rseq} {cseq.seq} {cseq.method}"),),
     )
     engine.start_client(prack, b.peer, ClientContext(Purpose.PRACK, prack, call, b))
+    return True
 
 
 def _send_cancel(engine: Engine, call: Call) -> None:
@@ -251,19 +265,26 @@ def _send_cancel(engine: Engine, call: Call) -> None:
     call.cancel_deadline = engine.now + 64 * engine.t1
 
 
-def on_invite_response(engine: Engine, call: Call, response: Response) -> None:
-    """A response to the B-leg INVITE (module docstring, steps 2-5)."""
+def on_invite_response(
+    engine: Engine, call: Call, response: Response, *, failure: EndReason | None = None
+) -> None:
+    """A response to the B-leg INVITE (module docstring, steps 2-5).
+
+    ``failure`` is the end reason when ``response`` is the 408 or 503 that stands for a
+    timeout (Timer B) or a transport failure; None for a response the callee sent.
+    """
     b = call.b
     assert b.invite is not None
     status = response.status
     if status == 100:
-        return
-    if status < 200:
+        if call.cancel_pending:  # 9.1: any provisional response, 100 too, lets it go
+            _send_cancel(engine, call)
+    elif status < 200:
         _on_provisional(engine, call, response)
     elif status < 300:
         _on_success(engine, call, response)
     else:
-        _on_failure(engine, call, response)
+        _on_failure(engine, call, response, failure or EndReason.REJECTED)
     engine.schedule(call)
 
 
@@ -277,8 +298,9 @@ def _on_provisional(engine: Engine, call: Call, response: Response) -> None:
             dialog = b.early[tag] = Dialog.from_uac(b.invite, response)
         else:
             dialog.receive_response(response)
-        if "100rel" in response.option_tags("Require"):
-            _send_prack(engine, call, b, dialog, response)
+        reliable = "100rel" in response.option_tags("Require")
+        if reliable and not _send_prack(engine, call, b, dialog, response):
+            return
     if call.state is CallState.CANCELLING:
         if call.cancel_pending:
             _send_cancel(engine, call)
@@ -353,7 +375,7 @@ def _on_success(engine: Engine, call: Call, response: Response) -> None:
     engine.notice(CallAnswered(call.call_id))
 
 
-def _on_failure(engine: Engine, call: Call, response: Response) -> None:
+def _on_failure(engine: Engine, call: Call, response: Response, reason: EndReason) -> None:
     b, a = call.b, call.a
     assert b.invite is not None
     for dialog in b.early.values():
@@ -373,7 +395,7 @@ def _on_failure(engine: Engine, call: Call, response: Response) -> None:
     assert a.dialog is not None and a.invite_server_key is not None
     a.dialog.response_sent(relayed)
     engine.respond(a.invite_server_key, relayed)
-    engine.finish(call, EndReason.REJECTED, status)
+    engine.finish(call, reason, status)
 
 
 def on_cancel(engine: Engine, call: Call) -> None:

@@ -62,6 +62,7 @@ class Purpose(enum.Enum):
     REFRESH = "session refresh we send (RFC 4028)"
     PRACK = "PRACK for a reliable provisional (RFC 3262)"
     REGISTER = "REGISTER relayed to the PBX"
+    MESSAGE = "out-of-dialog MESSAGE relayed (RFC 3428)"
     ACK_AND_BYE = "BYE for a 2xx that lost a race"
 
 
@@ -103,6 +104,7 @@ class ClientContext:
     inbound_leg: Leg | None = None
     registration: Registration | None = None
     provisional_seen: bool = False
+    cancelled: bool = False  #: a relay whose inbound request got our 487 (CANCEL)
 
 
 @dataclass(slots=True)
