@@ -29,6 +29,7 @@ from rtcgw.sip import (
     parse_uri,
 )
 from rtcgw.sip.transport import Transport
+from tests.integration.digest import credentials
 
 #: A small audio offer, as the media milestone's browsers will replace it.
 SDP_OFFER = (
@@ -45,6 +46,10 @@ class Call:
     invite: Request
     dialog: Dialog | None = None
     responses: list[Response] = field(default_factory=list)
+    #: the 401/407 answered before this INVITE (digest retry), in order
+    challenges: list[Response] = field(default_factory=list)
+    #: the in-dialog requests we sent, in order
+    sent: list[Request] = field(default_factory=list)
 
     @property
     def call_id(self) -> str:
@@ -62,6 +67,8 @@ class Browser:
         self.contact = f"<sip:{user}@{self.host};transport=ws>"
         self._cseq = 0
         self.received: list[Request | Response] = []
+        self.register_finals: list[Response] = []
+        self.last_request: Request | None = None
 
     # -- wire ------------------------------------------------------------------------------
 
@@ -103,13 +110,16 @@ class Browser:
         to: str,
         call_id: str | None = None,
         from_tag: str | None = None,
+        cseq: int | None = None,
+        max_forwards: int = 69,
         extra: tuple[tuple[str, str], ...] = (),
         body: bytes = b"",
+        content_type: str = "application/sdp",
     ) -> Request:
-        self._cseq += 1
+        self._cseq = self._cseq + 1 if cseq is None else cseq
         headers = [
             Header("Via", str(self.via())),
-            Header("Max-Forwards", "69"),
+            Header("Max-Forwards", str(max_forwards)),
             Header("To", to),
             Header("From", f"<sip:{self.user}@{self.domain}>;tag={from_tag or new_tag()}"),
             Header("Call-ID", call_id or secrets.token_hex(10)),
@@ -119,42 +129,203 @@ class Browser:
             *(Header(n, v) for n, v in extra),
         ]
         request = Request(method, parse_uri(uri), tuple(headers))
-        return request.with_body(body, "application/sdp" if body else None)
+        return request.with_body(body, content_type if body else None)
 
-    async def register(self, *, expires: int = 600) -> Response:
-        """REGISTER as JsSIP does (Supported: path, gruu, outbound; reg-id, instance)."""
-        request = self._request(
-            "REGISTER",
-            f"sip:{self.domain}",
-            to=f"<sip:{self.user}@{self.domain}>",
-            extra=(("Expires", str(expires)), ("Supported", "path, gruu, outbound")),
+    async def register(self, *, expires: int = 600, password: str | None = None) -> Response:
+        """REGISTER as JsSIP does (Supported: path, gruu, outbound), answering one digest
+        challenge when ``password`` is given (same Call-ID and From tag, CSeq + 1).
+        Returns the last final response; ``register_finals`` has them all."""
+        call_id, from_tag = secrets.token_hex(10), new_tag()
+        uri = f"sip:{self.domain}"
+        extra: tuple[tuple[str, str], ...] = (
+            ("Expires", str(expires)),
+            ("Supported", "path, gruu, outbound"),
         )
-        await self.send(request)
-        return await self.final_response()
+        finals: list[Response] = []
+        for _attempt in range(2):
+            request = self._request(
+                "REGISTER",
+                uri,
+                to=f"<sip:{self.user}@{self.domain}>",
+                call_id=call_id,
+                from_tag=from_tag,
+                extra=extra,
+            )
+            await self.send(request)
+            final = await self.final_response()
+            finals.append(final)
+            authorization = self._answer_challenge(final, "REGISTER", uri, password)
+            if authorization is None:
+                break
+            extra = (*extra, authorization)
+        self.register_finals = finals
+        return finals[-1]
 
-    async def invite(self, target: str, *, sdp: bytes = SDP_OFFER) -> tuple[Call, Response]:
-        """Send an INVITE and read up to its final response (ACK not yet sent)."""
-        request = self._request(
+    def _answer_challenge(
+        self, response: Response, method: str, uri: str, password: str | None
+    ) -> tuple[str, str] | None:
+        """The (header, value) answering a 401/407, or None (no challenge or no password)."""
+        if password is None or response.status not in (401, 407):
+            return None
+        name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        answer_name = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        challenge = response.get(name)
+        assert challenge is not None, f"{response.status} without {name}"
+        value = credentials(
+            challenge, method=method, uri=uri, username=self.user, password=password
+        )
+        return answer_name, value
+
+    def new_invite(
+        self,
+        target: str,
+        *,
+        sdp: bytes = SDP_OFFER,
+        max_forwards: int = 69,
+        extra: tuple[tuple[str, str], ...] = (),
+        call_id: str | None = None,
+        from_tag: str | None = None,
+        cseq: int | None = None,
+    ) -> Request:
+        """An initial INVITE as JsSIP builds it (not sent)."""
+        return self._request(
             "INVITE",
             f"sip:{target}@{self.domain}",
             to=f"<sip:{target}@{self.domain}>",
-            extra=(("Supported", "ice, replaces, outbound"),),
+            call_id=call_id,
+            from_tag=from_tag,
+            cseq=cseq,
+            max_forwards=max_forwards,
+            extra=(("Supported", "ice, replaces, outbound"), *extra),
             body=sdp,
         )
+
+    async def invite(
+        self,
+        target: str,
+        *,
+        sdp: bytes = SDP_OFFER,
+        max_forwards: int = 69,
+        extra: tuple[tuple[str, str], ...] = (),
+        password: str | None = None,
+    ) -> tuple[Call, Response]:
+        """Send an INVITE and read up to its final response (ACK not yet sent).
+
+        A 401/407 is ACKed and, when ``password`` is given, answered once: the retry has
+        the same Call-ID and From tag, CSeq + 1, and the credentials for the R-URI.
+        """
+        request = self.new_invite(target, sdp=sdp, max_forwards=max_forwards, extra=extra)
         call = Call(request)
         await self.send(request)
         final = await self.final_response(call)
+        authorization = self._answer_challenge(final, "INVITE", str(request.uri), password)
+        if authorization is not None:
+            call.challenges.append(final)
+            await self.ack_failure(call, final)
+            request = self.new_invite(
+                target,
+                sdp=sdp,
+                max_forwards=max_forwards,
+                extra=(*extra, authorization),
+                call_id=request.call_id,
+                from_tag=request.from_tag,
+                cseq=request.cseq.seq + 1,
+            )
+            call = Call(request, challenges=call.challenges)
+            await self.send(request)
+            final = await self.final_response(call)
         if final.success:
             call.dialog = Dialog.from_uac(request, final)
         return call, final
 
-    async def ack(self, call: Call) -> None:
+    async def ack(self, call: Call, *, sdp: bytes = b"") -> None:
+        """ACK the 2xx of the call's INVITE (with the SDP answer of a late offer)."""
         assert call.dialog is not None
-        await self.send(call.dialog.create_ack(call.invite.cseq.seq, self.via()))
+        ack = call.dialog.create_ack(
+            call.invite.cseq.seq,
+            self.via(),
+            body=sdp,
+            content_type="application/sdp" if sdp else None,
+        )
+        await self.send(ack)
+
+    async def ack_failure(self, call: Call, response: Response) -> None:
+        """ACK a 300-699 to the INVITE, as its client transaction does (RFC 3261 17.1.1.3)."""
+        invite = call.invite
+        ack = Request(
+            "ACK",
+            invite.uri,
+            (
+                Header("Via", str(invite.top_via)),
+                Header("Max-Forwards", "70"),
+                Header("To", response.get("To") or ""),
+                Header("From", invite.get("From") or ""),
+                Header("Call-ID", invite.call_id),
+                Header("CSeq", f"{invite.cseq.seq} ACK"),
+                Header("Content-Length", "0"),
+            ),
+        )
+        await self.send(ack)
 
     async def bye(self, call: Call) -> Response:
+        return await self.request(call, "BYE")
+
+    async def request(
+        self,
+        call: Call,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+        max_forwards: int = 69,
+    ) -> Response:
+        """Send ``method`` inside the call's dialog (Max-Forwards 69, as JsSIP) and read
+        its final response."""
         assert call.dialog is not None
-        await self.send(call.dialog.create_request("BYE", self.via()))
+        request = call.dialog.create_request(
+            method,
+            self.via(),
+            headers=tuple(Header(n, v) for n, v in extra),
+            body=body,
+            content_type=content_type or ("application/sdp" if body else None),
+        )
+        request = request.with_header_replaced("Max-Forwards", str(max_forwards))
+        call.sent.append(request)
+        await self.send(request)
+        return await self.final_response()
+
+    async def reinvite(
+        self, call: Call, *, sdp: bytes = SDP_OFFER, answer: bytes = SDP_OFFER
+    ) -> Response:
+        """A re-INVITE with the offer ``sdp``, or without one (``sdp=b""``: a late-offer
+        re-INVITE gets the offer in the 2xx and ``answer`` goes in the ACK); ACKs a 2xx."""
+        final = await self.request(call, "INVITE", body=sdp)
+        if final.success:
+            assert call.dialog is not None
+            call.dialog.receive_response(final)
+            in_ack = b"" if sdp else answer
+            ack = call.dialog.create_ack(
+                final.cseq.seq,
+                self.via(),
+                body=in_ack,
+                content_type="application/sdp" if in_ack else None,
+            )
+            await self.send(ack)
+        return final
+
+    async def message(self, target: str, text: str, *, max_forwards: int = 69) -> Response:
+        """An out-of-dialog MESSAGE (RFC 3428) with a text/plain body."""
+        request = self._request(
+            "MESSAGE",
+            f"sip:{target}@{self.domain}",
+            to=f"<sip:{target}@{self.domain}>",
+            max_forwards=max_forwards,
+            body=text.encode(),
+            content_type="text/plain",
+        )
+        self.last_request = request
+        await self.send(request)
         return await self.final_response()
 
     async def cancel(self, call: Call) -> None:
@@ -176,11 +347,13 @@ class Browser:
 
     # -- answering -------------------------------------------------------------------------
 
-    async def answer(self, invite: Request, *, sdp: bytes = SDP_OFFER) -> Call:
-        """Answer an incoming INVITE with 180 then 200 (our Contact, an SDP answer)."""
+    async def answer(self, invite: Request, *, sdp: bytes = SDP_OFFER, ring: bool = True) -> Call:
+        """Answer an incoming INVITE with 180 then 200 (our Contact, an SDP body: the
+        answer, or the offer when the INVITE had none)."""
         tag = new_tag()
         contact = parse_uri(self.contact.strip("<>"))
-        await self.send(make_response(invite, 180, to_tag=tag))
+        if ring:
+            await self.send(make_response(invite, 180, to_tag=tag))
         ok = make_response(
             invite,
             200,
@@ -194,8 +367,39 @@ class Browser:
         await self.send(ok)
         return call
 
-    async def respond(self, request: Request, status: int) -> None:
-        await self.send(make_response(request, status))
+    async def receive_in_dialog(self, call: Call, method: str) -> Request:
+        """Read the next request, which must be ``method`` in the call's dialog."""
+        request = await self.receive_request(method)
+        assert call.dialog is not None
+        assert request.call_id == call.call_id, (request.call_id, call.call_id)
+        if method != "ACK":
+            call.dialog.receive_request(request)
+        return request
+
+    async def respond(
+        self,
+        request: Request,
+        status: int,
+        *,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        to_tag: str | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Answer ``request``; a 2xx to INVITE/UPDATE carries our Contact."""
+        headers = tuple(Header(n, v) for n, v in extra)
+        if 200 <= status < 300 and request.method in ("INVITE", "UPDATE"):
+            headers = (Header("Contact", self.contact), *headers)
+        await self.send(
+            make_response(
+                request,
+                status,
+                to_tag=to_tag,
+                headers=headers,
+                body=body,
+                content_type=content_type if body else None,
+            )
+        )
 
 
 @asynccontextmanager

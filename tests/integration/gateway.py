@@ -62,16 +62,33 @@ class RunningGateway:
         return {e["worker"]: e["pid"] for e in self.matching("worker.ready")}
 
     def _add(self, line: str) -> None:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            event = {"event": "stderr", "text": line}
-        self.events.append(event)
-        if event.get("event") == "gateway.ready":
-            for item in event["listeners"]:
-                self.listeners.setdefault(item["transport"], (item["host"], item["port"]))
+        for event in _json_objects(line):
+            self.events.append(event)
+            if event.get("event") == "gateway.ready":
+                for item in event["listeners"]:
+                    self.listeners.setdefault(item["transport"], (item["host"], item["port"]))
         self._changed.set()
         self._changed = trio.Event()
+
+
+def _json_objects(line: str) -> list[LogEvent]:
+    """The JSON events on one line; two processes' events run together (``{..}{..}``)
+    are split, anything else is kept as a ``stderr`` event."""
+    decoder = json.JSONDecoder()
+    events: list[LogEvent] = []
+    at = 0
+    text = line.strip()
+    while at < len(text):
+        try:
+            event, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return [*events, {"event": "stderr", "text": text[at:]}]
+        if not isinstance(event, dict):
+            return [*events, {"event": "stderr", "text": text}]
+        events.append(event)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return events
 
 
 async def _follow(gateway: RunningGateway, stream: trio.abc.ReceiveStream) -> None:

@@ -17,17 +17,36 @@ from rtcgw.sip import Request, Response, parse_message
 
 def options(target: str, *, via: str, call_id: str | None = None, cseq: int = 1) -> bytes:
     """An out-of-dialog OPTIONS request, as a PBX's keep-alive ping sends it."""
+    return request("OPTIONS", target, via=via, call_id=call_id, cseq=cseq)
+
+
+def request(
+    method: str,
+    target: str,
+    *,
+    via: str,
+    call_id: str | None = None,
+    cseq: int = 1,
+    max_forwards: int = 70,
+    body: str = "",
+) -> bytes:
+    """An out-of-dialog request with a Contact (so an INVITE is well formed); a body is
+    sent as text/plain."""
     call_id = call_id or secrets.token_hex(8)
     branch = "z9hG4bK" + secrets.token_hex(6)
+    host = via.split(" ", 1)[1]
+    content = "Content-Type: text/plain\r\n" if body else ""
     return (
-        f"OPTIONS sip:{target} SIP/2.0\r\n"
+        f"{method} sip:{target} SIP/2.0\r\n"
         f"Via: SIP/2.0/{via};branch={branch};rport\r\n"
-        "Max-Forwards: 70\r\n"
+        f"Max-Forwards: {max_forwards}\r\n"
         f"From: <sip:probe@test.invalid>;tag={secrets.token_hex(4)}\r\n"
         f"To: <sip:{target}>\r\n"
         f"Call-ID: {call_id}\r\n"
-        f"CSeq: {cseq} OPTIONS\r\n"
-        "Content-Length: 0\r\n\r\n"
+        f"CSeq: {cseq} {method}\r\n"
+        f"Contact: <sip:probe@{host}>\r\n"
+        f"{content}"
+        f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
     ).encode()
 
 

@@ -1,0 +1,62 @@
+"""Pieces the integration tests share: gateway arguments, named SDP bodies, a registered
+browser."""
+
+from __future__ import annotations
+
+import trio
+
+from rtcgw.sip import Request, Response
+from tests.integration.browser import Browser
+from tests.integration.gateway import RunningGateway
+from tests.integration.sipp import finish, start_scenario
+
+DTMF = "application/dtmf-relay"
+
+
+def args(pbx_port: int) -> tuple[str, ...]:
+    """``rtcgw run`` arguments: WS and SIP on loopback port 0, the PBX at ``pbx_port``."""
+    return ("--pbx", f"127.0.0.1:{pbx_port}", "--ws", "127.0.0.1:0", "--sip", "127.0.0.1:0")
+
+
+def sdp(name: str, direction: str = "sendrecv") -> bytes:
+    """A small audio SDP whose session name (``s=``) tells the peers which one it is."""
+    return (
+        f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns={name}\r\nt=0 0\r\n"
+        f"m=audio 40000 RTP/AVP 0 8 101\r\nc=IN IP4 127.0.0.1\r\n"
+        f"a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    ).encode()
+
+
+def session_name(message: Request | Response) -> str:
+    """The ``s=`` line of a message's SDP body."""
+    for line in message.body.decode().splitlines():
+        if line.startswith("s="):
+            return line[2:]
+    raise AssertionError(f"no SDP session name in {message!r}")
+
+
+def only_our_via(message: Request, gateway: RunningGateway) -> None:
+    """A request the browser gets has one Via, the gateway's: the PBX stays hidden."""
+    vias = message.vias
+    assert len(vias) == 1, vias
+    assert (vias[0].host, vias[0].port) == gateway.address("WS"), vias[0]
+
+
+async def register(alice: Browser, gateway: RunningGateway, pbx_port: int) -> None:
+    """Register ``alice`` through the gateway with sipp's plain registrar on ``pbx_port``,
+    and wait until the gateway's workers know the binding."""
+    registrar = await start_scenario("registrar", "-p", str(pbx_port))
+    registered = await alice.register()
+    assert registered.status == 200
+    assert await finish(registrar) == 0
+    with trio.move_on_after(10):
+        await gateway.wait_for("binding.changed", where=lambda e: e.get("user") == alice.user)
+        return
+    recent = "\n".join(str(e) for e in gateway.events[-30:])
+    raise AssertionError(f"no binding.changed for {alice.user}; the gateway's log:\n{recent}")
+
+
+def gateway_uri(gateway: RunningGateway) -> str:
+    """The gateway's SIP listener as sipp's remote host argument."""
+    host, port = gateway.address("UDP")
+    return f"{host}:{port}"
