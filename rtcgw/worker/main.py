@@ -48,9 +48,11 @@ from rtcgw.worker.b2bua import B2bua, Binding, BindingReported, Output
 from rtcgw.worker.boot import WorkerBoot
 from rtcgw.worker.settings import b2bua_settings
 
-__all__ = ["EXIT_BOOT_FAILED", "main"]
+__all__ = ["EXIT_BOOT_FAILED", "STOP_LINGER_S", "main"]
 
 EXIT_BOOT_FAILED = 3
+#: How long a stopping worker keeps serving so that its BYEs and CANCELs are answered.
+STOP_LINGER_S = 2.0
 
 log = get_logger()
 
@@ -78,21 +80,36 @@ class WorkerRuntime:
         self._peers: dict[int, Peer] = {}
 
     async def run(self) -> None:
-        """Serve until ``Stop`` or until the supervisor closes the channel."""
+        """Serve until ``Stop`` or until the supervisor closes the channel.
+
+        On ``Stop`` every call is hung up (BYE, 503, CANCEL as its state asks), and the
+        worker serves on for at most ``STOP_LINGER_S`` so that those requests are
+        answered (and retransmitted over UDP if need be) before it exits.
+        """
+        stop_at = math.inf
         while True:
-            deadline = self.core.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline) as timer:
+            if stop_at < math.inf and self.core.pending_transactions == 0:
+                break
+            next_timer = self.core.next_deadline()
+            deadline = min(math.inf if next_timer is None else next_timer, stop_at)
+            with trio.move_on_at(deadline) as timer:
                 message = await self._ipc.receive()
             if timer.cancelled_caught:
+                if trio.current_time() >= stop_at:
+                    break
                 await self._emit(self.core.handle_timeout(trio.current_time()))
                 continue
             if message is None:
                 log.info("worker.supervisor_gone", worker=self.index)
                 return
             if isinstance(message, Stop):
-                await self._ipc.send(Stopped(self.index))
-                return
+                if stop_at == math.inf:
+                    log.info("worker.stopping", worker=self.index, calls=self.core.active_calls)
+                    stop_at = trio.current_time() + STOP_LINGER_S
+                    await self._emit(self.core.shutdown(trio.current_time()))
+                continue
             await self._handle(message)
+        await self._ipc.send(Stopped(self.index))
 
     async def _handle(self, message: IpcMessage) -> None:
         now = trio.current_time()

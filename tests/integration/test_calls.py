@@ -148,3 +148,23 @@ async def test_calls_on_one_worker_survive_the_other_being_killed() -> None:
                 bye = await alice.bye(call)
                 assert bye.status == 200
             assert await finish(sipp) == 0
+
+
+async def test_sigterm_hangs_up_calls_on_both_legs() -> None:
+    pbx_port = free_udp_port()
+    with trio.fail_after(60):
+        sipp = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", "1")
+        async with run_gateway(_args(pbx_port)) as gateway:
+            async with browser(gateway.address("WS"), "alice") as alice:
+                call, final = await alice.invite("bob")
+                assert final.status == 200
+                await alice.ack(call)
+                gateway.process.send_signal(signal.SIGTERM)
+                bye = await alice.receive_request("BYE")
+                assert bye.call_id == call.call_id
+                await alice.respond(bye, 200)
+                # sipp's uas scenario ends only after a BYE and its 200: exit 0 says so.
+                assert await finish(sipp) == 0
+            assert await gateway.process.wait() == 0
+            (ended,) = gateway.matching("b2bua.call_ended")
+            assert ended["reason"] == "shutdown"

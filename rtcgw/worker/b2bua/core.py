@@ -98,6 +98,11 @@ class B2bua:
         """The number of calls in progress (including ones winding down)."""
         return len(self._engine.calls)
 
+    @property
+    def pending_transactions(self) -> int:
+        """Live SIP transactions (a stopping worker waits for its BYEs' answers)."""
+        return len(self._engine.layer)
+
     def next_deadline(self) -> float | None:
         """When ``handle_timeout`` must next be called, or None."""
         deadlines = [self._engine.layer.next_deadline(), self._engine.next_deadline()]
@@ -160,6 +165,19 @@ class B2bua:
             k for k, r in engine.registrations.items() if r.connection_id == connection_id
         ]:
             del engine.registrations[reg_key]
+        return engine.output()
+
+    def shutdown(self, now: float) -> Output:
+        """End every call from our side: BYE on answered legs, 503 to an unanswered
+        caller, CANCEL toward an unanswered callee (a clean stop, not a crash)."""
+        engine = self._engine
+        engine.begin(now)
+        engine.absorb(engine.layer.handle_timeout(now))
+        self._drain()
+        for call in list(engine.calls):
+            if call in engine.calls:
+                hang_up(engine, call, EndReason.SHUTDOWN, caller_status=503)
+                self._drain()
         return engine.output()
 
     def transport_failed(self, outgoing: Outgoing, now: float) -> Output:

@@ -46,6 +46,7 @@ class EndReason(enum.Enum):
     CONNECTION_CLOSED = "connection_closed"  #: the client's WebSocket/TCP connection went away
     TRANSPORT_FAILED = "transport_failed"  #: a message could not be delivered
     REFRESH_FAILED = "refresh_failed"  #: our session refresh was refused
+    SHUTDOWN = "shutdown"  #: the worker was stopped (SIGTERM): we hung up both legs
 
 
 @dataclass(frozen=True, slots=True)
