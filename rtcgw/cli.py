@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,7 +23,6 @@ from rtcgw import __version__
 from rtcgw.config import ConfigError, load_config, load_config_text, summarize
 from rtcgw.config.run_options import DEFAULT_SIP, DEFAULT_WSS, RunOptions
 from rtcgw.observability.logging import LogFormat, configure_logging, get_logger
-from rtcgw.supervisor.arbiter import run_gateway
 from rtcgw.supervisor.tls import make_self_signed
 
 __all__ = [
@@ -38,6 +38,8 @@ EXIT_OK = 0
 EXIT_RUNTIME_FAILED = 1
 EXIT_USAGE = 2  # as argparse itself exits on bad arguments
 EXIT_CONFIG_INVALID = 2
+# rtcgw.observability.metrics.MULTIPROC_ENV; that module imports prometheus-client.
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -52,6 +54,26 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Metrics: prometheus-client picks file-backed (multiprocess) values when it is first
+    # imported, so the directory is set before anything imports it (the workers inherit
+    # it), and the runtime, which does, is imported only below (rtcgw.observability.metrics).
+    # A fresh directory per run: no stale counters from an earlier run (or another gateway).
+    metrics_dir = tempfile.mkdtemp(prefix="rtcgw-metrics-")
+    previous = os.environ.get(_MULTIPROC_ENV)
+    os.environ[_MULTIPROC_ENV] = metrics_dir
+    try:
+        return _run_gateway(args)
+    finally:
+        if previous is None:
+            os.environ.pop(_MULTIPROC_ENV, None)
+        else:
+            os.environ[_MULTIPROC_ENV] = previous
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    from rtcgw.supervisor.arbiter import run_gateway  # noqa: PLC0415 (after the metrics dir)
+
     log = get_logger()
     options = RunOptions(
         workers=args.workers,
@@ -64,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         media_ip=args.media_ip,
         advertised_ip=args.advertised_ip,
         max_message_bytes=args.max_message_bytes,
+        metrics=args.metrics,
     )
 
     def adhoc_certificate() -> tuple[Path, Path]:
@@ -151,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--advertised-ip", metavar="ADDR", help="address written into SDP")
     run.add_argument(
         "--max-message-bytes", type=int, metavar="N", help="largest SIP message (default 65535)"
+    )
+    run.add_argument(
+        "--metrics",
+        metavar="ADDR:PORT",
+        help="HTTP listener for /metrics and /healthz (default 127.0.0.1:9464; [http] listen)",
     )
     run.set_defaults(handler=_run)
     return parser

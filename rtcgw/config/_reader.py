@@ -308,7 +308,9 @@ def _as_ip_list(value: object) -> tuple[IPv4Address | IPv6Address, ...]:
 
 
 def _as_host_port(value: object) -> HostPort:
-    return parse_host_port(as_str(value))
+    # Every plain HostPort field of the schema is an address to listen on ([http] listen),
+    # so port 0 (the kernel picks one; the bound port is logged) is allowed.
+    return parse_host_port(as_str(value), listen=True)
 
 
 def _field_parser(hint: object, metadata: Mapping[str, object]) -> Callable[[object], Any]:

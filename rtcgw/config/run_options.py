@@ -10,7 +10,8 @@ Without a file (or with a file that declares none of them), the options give:
 - a wss interface on ``--wss`` (default 0.0.0.0:8443), or a plain ws interface with
   ``--ws``; both options give both;
 - SIP on udp and tcp at ``--sip`` (default 0.0.0.0:5060);
-- media on ``--media-ip`` (bind) advertising ``--advertised-ip``.
+- media on ``--media-ip`` (bind) advertising ``--advertised-ip``;
+- the HTTP listener (``/metrics``, ``/healthz``) on ``--metrics`` (``[http] listen``).
 
 A wss interface without a certificate gets ``--cert``/``--key``, or the ad-hoc
 self-signed pair that ``certificate`` (a callable, so nothing is generated unless needed)
@@ -46,6 +47,7 @@ class RunOptions:
     media_ip: str | None = None
     advertised_ip: str | None = None
     max_message_bytes: int | None = None
+    metrics: str | None = None
 
     def overrides(self, certificate: Callable[[], tuple[Path, Path]]) -> Callable[[Tables], None]:
         """The edit to pass to ``load_config``; ``certificate`` makes an ad-hoc pair."""
@@ -63,6 +65,8 @@ class RunOptions:
             gateway["max_message_bytes"] = self.max_message_bytes
         if self.pbx is not None:
             _table(raw, "pbx")["address"] = self.pbx
+        if self.metrics is not None:
+            _table(raw, "http")["listen"] = self.metrics
         interfaces = _table(raw, "interfaces")
         self._websockets(interfaces)
         self._sip(interfaces)

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 
 import trio
 
-from rtcgw.config import GatewayConfig, Interface, InterfaceKind
+from rtcgw.config import GatewayConfig, HostPort, Interface, InterfaceKind
 from rtcgw.observability.logging import get_logger
+from rtcgw.observability.metrics import SIP_MESSAGES_DROPPED, DropReason
 from rtcgw.sip.transport import Peer, Transport
 from rtcgw.supervisor.connections import Connection, ConnectionTable
 from rtcgw.supervisor.dispatch import Dispatcher
+from rtcgw.supervisor.http import gateway_endpoints, serve_http
 from rtcgw.supervisor.ipc import (
     BindingChanged,
     BindingReport,
@@ -79,6 +81,7 @@ class Supervisor:
         self._stop = trio.Event()
         self._announced = False
         self._listeners: tuple[BoundListener, ...] = ()
+        self._http: tuple[str, int] | None = None
         self._nursery: trio.Nursery | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -89,6 +92,14 @@ class Supervisor:
         """Bind, start the workers, serve until ``request_stop``; then stop the workers."""
         bound = [_bind(interface) for interface in self.config.interfaces]
         self._listeners = tuple(b.listener for b in bound)
+        try:
+            http_sock = _listening_socket(self.config.http.listen, socket.SOCK_STREAM)
+        except OSError:
+            for b in bound:
+                b.sock.close()
+            raise
+        host, port = http_sock.getsockname()[:2]
+        self._http = (str(host), int(port))
         boot = WorkerBoot(self.config, self._listeners).dumps()
         udp_fds = [(b.interface.name, b.sock.fileno()) for b in bound if _is_udp(b.interface)]
         try:
@@ -96,6 +107,13 @@ class Supervisor:
                 self._nursery = nursery
                 for b in bound:
                     await self._start_listener(nursery, b)
+                nursery.start_soon(serve_http, http_sock, gateway_endpoints(self.healthy))
+                log.info(
+                    "listener.started",
+                    interface="http",
+                    transport="HTTP",
+                    address=_show_address(self._http),
+                )
                 self.workers = [
                     WorkerSlot(
                         index,
@@ -121,7 +139,12 @@ class Supervisor:
         finally:
             for b in bound:
                 b.sock.close()
+            http_sock.close()
         log.info("gateway.stopped")
+
+    def healthy(self) -> bool:
+        """True while every worker is ready (``/healthz``)."""
+        return bool(self.workers) and all(slot.ready for slot in self.workers)
 
     def request_stop(self) -> None:
         """Begin a clean stop (first SIGTERM/SIGINT)."""
@@ -154,9 +177,11 @@ class Supervisor:
         """Dispatch one received SIP message to its worker (dropped if there is none)."""
         index = self._dispatcher.worker_for(data)
         if index is None:
+            SIP_MESSAGES_DROPPED.labels(DropReason.NO_CALL_ID.value).inc()
             log.warning("sip.dropped", reason="no Call-ID", interface=interface, source=source.host)
             return
         if not await self.workers[index].send(SipIn.from_peer(source, interface, data)):
+            SIP_MESSAGES_DROPPED.labels(DropReason.WORKER_DOWN.value).inc()
             log.warning("sip.dropped", reason="worker down", worker=index, source=source.host)
 
     async def connection_closed(self, connection: Connection, reason: str) -> None:
@@ -175,19 +200,21 @@ class Supervisor:
             await slot.send(binding)
         if not self._announced and all(w.ready for w in self.workers):
             self._announced = True
-            log.info(
-                "gateway.ready",
-                workers=self.worker_count,
-                listeners=[
-                    {
-                        "interface": b.interface,
-                        "transport": b.transport.value,
-                        "host": b.host,
-                        "port": b.port,
-                    }
-                    for b in self._listeners
-                ],
-            )
+            listeners = [
+                {
+                    "interface": b.interface,
+                    "transport": b.transport.value,
+                    "host": b.host,
+                    "port": b.port,
+                }
+                for b in self._listeners
+            ]
+            if self._http is not None:
+                host, port = self._http
+                listeners.append(
+                    {"interface": "http", "transport": "HTTP", "host": host, "port": port}
+                )
+            log.info("gateway.ready", workers=self.worker_count, listeners=listeners)
 
     async def _worker_message(self, slot: WorkerSlot, message: IpcMessage) -> None:
         if isinstance(message, SipOut):
@@ -288,9 +315,16 @@ def _is_udp(interface: Interface) -> bool:
 
 
 def _bind(interface: Interface) -> _Bound:
-    host, port = interface.listen.host, interface.listen.port
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     kind = socket.SOCK_DGRAM if _is_udp(interface) else socket.SOCK_STREAM
+    sock = _listening_socket(interface.listen, kind)
+    bound_host, bound_port = sock.getsockname()[:2]
+    listener = BoundListener(interface.name, interface.transport, str(bound_host), int(bound_port))
+    return _Bound(interface, sock, listener)
+
+
+def _listening_socket(listen: HostPort, kind: socket.SocketKind) -> socket.socket:
+    host, port = listen.host, listen.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -301,9 +335,7 @@ def _bind(interface: Interface) -> _Bound:
         sock.close()
         raise
     sock.setblocking(False)
-    bound_host, bound_port = sock.getsockname()[:2]
-    listener = BoundListener(interface.name, interface.transport, str(bound_host), int(bound_port))
-    return _Bound(interface, sock, listener)
+    return sock
 
 
 def _tls_context(interface: Interface) -> ssl.SSLContext | None:
@@ -318,8 +350,12 @@ def _tls_context(interface: Interface) -> ssl.SSLContext | None:
 
 
 def _show(bound: _Bound) -> str:
-    host = bound.listener.host
-    return f"[{host}]:{bound.listener.port}" if ":" in host else f"{host}:{bound.listener.port}"
+    return _show_address((bound.listener.host, bound.listener.port))
+
+
+def _show_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def run_gateway(

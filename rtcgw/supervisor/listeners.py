@@ -22,6 +22,14 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, WebSocketServer
 
 from rtcgw.observability.logging import get_logger
+from rtcgw.observability.metrics import (
+    SIP_MESSAGES_DROPPED,
+    SIP_STREAM_ERRORS,
+    WEBSOCKET_CLOSED,
+    DropReason,
+    StreamError,
+    WebSocketClose,
+)
 from rtcgw.sip.errors import SipParseError
 from rtcgw.sip.framing import PONG, KeepAlivePing, StreamFramer
 from rtcgw.sip.transport import Peer, Transport
@@ -34,6 +42,9 @@ log = get_logger()
 #: RFC 6455 section 7.4.1: "1003 indicates that an endpoint is terminating the connection
 #: because it has received a type of data it cannot accept".
 CLOSE_UNSUPPORTED_DATA = 1003
+#: RFC 6455 section 7.4.1: "1009 indicates that an endpoint is terminating the connection
+#: because it has received a message that is too big for it to process".
+CLOSE_MESSAGE_TOO_BIG = 1009
 _PING = b"\r\n\r\n"
 _WS_CONNECT_TIMEOUT_S = 10.0
 _WS_DISCONNECT_TIMEOUT_S = 5.0
@@ -71,6 +82,7 @@ async def serve_udp(gateway: Gateway, sock: socket.socket, interface: str) -> No
         except ConnectionResetError:
             continue  # an ICMP port-unreachable for something we sent earlier
         if len(data) > limit:
+            SIP_MESSAGES_DROPPED.labels(DropReason.OVERSIZE.value).inc()
             log.warning("sip.udp.oversize", interface=interface, source=address[0], bytes=len(data))
             continue
         if not data.strip(b"\r\n\x00 "):
@@ -97,11 +109,13 @@ async def serve_websocket(
         # An exception escaping a handler would end the whole server (trio-websocket runs
         # handlers in its nursery), so each connection's failures stay here.
         try:
-            await _websocket_connection(gateway, request, interface, transport)
+            closed_as = await _websocket_connection(gateway, request, interface, transport)
         except ConnectionClosed:
-            pass
+            closed_as = WebSocketClose.NORMAL
         except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError) as exc:
+            closed_as = WebSocketClose.BROKEN
             log.info("ws.connection.broken", interface=interface, error=str(exc))
+        WEBSOCKET_CLOSED.labels(closed_as.value).inc()
 
     server = WebSocketServer(
         handler,
@@ -115,13 +129,14 @@ async def serve_websocket(
 
 async def _websocket_connection(
     gateway: Gateway, request: WebSocketRequest, interface: str, transport: Transport
-) -> None:
+) -> WebSocketClose:
+    """Serve one WebSocket connection; returns how it ended (for the metric)."""
     remote = request.remote
     host, port = (str(remote.address), int(remote.port)) if remote else ("0.0.0.0", 0)  # type: ignore[union-attr]
     if "sip" not in request.proposed_subprotocols:
         log.info("ws.handshake.refused", interface=interface, source=host, reason="no sip")
         await request.reject(400, body=b"SIP over WebSocket needs Sec-WebSocket-Protocol: sip\n")
-        return
+        return WebSocketClose.HANDSHAKE_REFUSED
     ws = await request.accept(subprotocol="sip")
 
     async def send(data: bytes) -> None:
@@ -139,7 +154,7 @@ async def _websocket_connection(
                 reason = "binary frame is not SIP text"
                 log.warning("ws.binary.refused", connection=connection.connection_id)
                 await ws.aclose(CLOSE_UNSUPPORTED_DATA, "SIP messages are UTF-8 text")
-                return
+                return WebSocketClose.BINARY_NOT_TEXT
             else:
                 data = message
             if data == _PING:
@@ -150,6 +165,9 @@ async def _websocket_connection(
             await gateway.inbound(data, interface, connection.peer)
     except ConnectionClosed as closed:
         reason = f"{closed.reason.code} {closed.reason.name}" if closed.reason else reason
+        if closed.reason is not None and closed.reason.code == CLOSE_MESSAGE_TOO_BIG:
+            return WebSocketClose.TOO_BIG
+        return WebSocketClose.NORMAL
     finally:
         gateway.connections.remove(connection.connection_id)
         log.info("ws.closed", connection=connection.connection_id, reason=reason)
@@ -175,6 +193,7 @@ async def serve_stream(
         try:
             await stream_connection(gateway, stream, interface, transport, peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError) as exc:
+            SIP_STREAM_ERRORS.labels(StreamError.BROKEN.value).inc()
             log.info("sip.stream.broken", interface=interface, error=str(exc))
 
     await trio.serve_listeners(handler, [listener])
@@ -226,6 +245,7 @@ async def stream_connection(
     except SipParseError as exc:
         # The stream can no longer be framed: nothing after this point can be trusted.
         reason = f"framing: {exc}"
+        SIP_STREAM_ERRORS.labels(StreamError.FRAMING.value).inc()
         log.warning("sip.stream.framing", connection=connection.connection_id, error=str(exc))
     finally:
         gateway.connections.remove(connection.connection_id)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from rtcgw.observability import metrics
 from rtcgw.observability.logging import get_logger
 from rtcgw.supervisor.channel import IpcChannel
 from rtcgw.supervisor.ipc import Configure, Direction, IpcMessage, Ping, Pong, Ready, Stop
@@ -98,6 +99,7 @@ class WorkerSlot:
             delay = min(_BACKOFF_FIRST_S * 2**failures, _BACKOFF_MAX_S)
             failures += 1
             self.restarts += 1
+            metrics.WORKER_RESTARTS.inc()
             log.warning(
                 "worker.exited",
                 worker=self.index,
@@ -170,6 +172,8 @@ class WorkerSlot:
                 while (message := await channel.receive()) is not None:
                     self._last_heard = trio.current_time()
                     if isinstance(message, Ready):
+                        if not self.ready:
+                            metrics.WORKERS_UP.inc()
                         self.ready = True
                         log.info("worker.ready", worker=self.index, pid=process.pid)
                         await self._on_ready(self)
@@ -179,10 +183,14 @@ class WorkerSlot:
         except trio.BrokenResourceError:
             pass  # the worker died while we were writing to it
         finally:
+            if self.ready:
+                metrics.WORKERS_UP.dec()
             self.ready = False
             self._channel = None
             await channel.aclose()
-        return await process.wait()
+        returncode = await process.wait()
+        metrics.worker_exited(process.pid)
+        return returncode
 
     async def _heartbeat(self, channel: IpcChannel, process: trio.Process) -> None:
         """Ping the worker; one silent for ``HEARTBEAT_TIMEOUT_S`` is hung: kill it.

@@ -24,6 +24,7 @@ from dataclasses import fields, is_dataclass
 
 import trio
 
+from rtcgw.observability import metrics
 from rtcgw.observability.logging import LogFormat, configure_logging, get_logger
 from rtcgw.sip.events import Outgoing
 from rtcgw.sip.transport import Peer, Transport
@@ -44,7 +45,16 @@ from rtcgw.supervisor.ipc import (
     Stop,
     Stopped,
 )
-from rtcgw.worker.b2bua import B2bua, Binding, BindingReported, Output
+from rtcgw.worker.b2bua import (
+    B2bua,
+    Binding,
+    BindingReported,
+    CallEnded,
+    CallStarted,
+    MessageDropped,
+    Output,
+    RequestRejected,
+)
 from rtcgw.worker.boot import WorkerBoot
 from rtcgw.worker.settings import b2bua_settings
 
@@ -78,6 +88,8 @@ class WorkerRuntime:
         self._interfaces = {b.transport: b.interface for b in boot.listeners}
         # The peer behind each connection this worker has heard from, for binding reports.
         self._peers: dict[int, Peer] = {}
+        # Each call's direction from its CallStarted, for the CallEnded metric's label.
+        self._directions: dict[str, str] = {}
 
     async def run(self) -> None:
         """Serve until ``Stop`` or until the supervisor closes the channel.
@@ -148,8 +160,23 @@ class WorkerRuntime:
             if isinstance(notice, BindingReported):
                 await self._report(notice)
             _log_notice(self.index, notice)
+            self._count(notice)
+        metrics.CALLS_ACTIVE.set(self.core.active_calls)
         for outgoing in output.outgoing:
             await self._send(outgoing)
+
+    def _count(self, notice: object) -> None:
+        """Count the notices that have a metric (bounded labels only, never the Call-ID)."""
+        if isinstance(notice, MessageDropped):
+            reason = metrics.drop_reason_of(notice.reason)
+            metrics.SIP_MESSAGES_DROPPED.labels(reason.value).inc()
+        elif isinstance(notice, RequestRejected):
+            metrics.SIP_REQUESTS_REJECTED.labels(str(notice.status)).inc()
+        elif isinstance(notice, CallStarted):
+            self._directions[notice.call_id] = notice.direction.value
+        elif isinstance(notice, CallEnded):
+            direction = self._directions.pop(notice.call_id, "unknown")
+            metrics.CALLS_TOTAL.labels(direction, notice.reason.value).inc()
 
     async def _report(self, notice: BindingReported) -> None:
         peer = self._peers.get(notice.connection_id)

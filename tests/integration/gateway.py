@@ -1,6 +1,7 @@
 """Run ``rtcgw run`` as a real process on loopback and follow its JSON log.
 
-The gateway is started with ``--log-format json`` on port 0 everywhere; the test learns
+The gateway is started with ``--log-format json`` on port 0 everywhere (``--metrics``
+included); the test learns
 the bound ports from the ``gateway.ready`` event. Every wait is bounded by the caller's
 ``trio.fail_after``; the process is stopped (SIGTERM, then SIGKILL) by PID when the test
 ends, and only processes started here are signalled.
@@ -114,6 +115,8 @@ async def run_gateway(args: Sequence[str], *, workers: int = 2) -> AsyncIterator
         "run",
         "--workers",
         str(workers),
+        "--metrics",  # never the default port: another gateway may be using it
+        "127.0.0.1:0",
         *args,
     ]
     process = await trio.lowlevel.open_process(

@@ -1,0 +1,162 @@
+"""Every Prometheus metric of rtcgw, declared once (STYLE.md E18).
+
+Names start with ``rtcgw_``; every label takes values from a fixed set (a reason, a
+direction, a status code), never a Call-ID, a user or an address.
+
+Multiprocess mode (prometheus-client's, DESIGN.md section 1): the supervisor and its
+workers each write their values to files in ``PROMETHEUS_MULTIPROC_DIR``, and the
+supervisor's ``/metrics`` sums them (``registry()``). prometheus-client chooses file-backed
+or in-memory values when it is first imported, so the variable must be set before that:
+
+- ``rtcgw run`` first creates a fresh temporary directory and sets the variable to it
+  (removing the directory when it exits); ``rtcgw.cli`` imports the supervisor runtime,
+  which imports this module, only after that, inside the handler. ``rtcgw check-config``
+  never imports it.
+- Workers inherit the variable from the supervisor's environment.
+- A process without the variable (unit tests importing modules directly) gets ordinary
+  in-process metrics, and ``registry()`` is the default registry.
+
+Gauges use ``livesum``: a live process's value counts, a dead worker's is dropped by
+``worker_exited`` (``mark_process_dead``).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, multiprocess
+
+__all__ = [
+    "CALLS_ACTIVE",
+    "CALLS_TOTAL",
+    "MULTIPROC_ENV",
+    "SIP_MESSAGES_DROPPED",
+    "SIP_REQUESTS_REJECTED",
+    "SIP_STREAM_ERRORS",
+    "WEBSOCKET_CLOSED",
+    "WORKERS_UP",
+    "WORKER_RESTARTS",
+    "DropReason",
+    "StreamError",
+    "WebSocketClose",
+    "drop_reason_of",
+    "multiprocess_dir",
+    "registry",
+    "worker_exited",
+]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class DropReason(enum.Enum):
+    """Why a SIP message was dropped without reaching the call logic."""
+
+    OVERSIZE = "oversize"  #: a datagram over ``max_message_bytes`` (supervisor)
+    NO_CALL_ID = "no_call_id"  #: no Call-ID to dispatch on (supervisor)
+    WORKER_DOWN = "worker_down"  #: its worker was restarting or stopping (supervisor)
+    UNPARSEABLE = "unparseable"  #: the worker could not parse it (400 sent if it could)
+    INVALID = "invalid"  #: parsed, but broke a protocol rule (worker)
+    STRAY = "stray"  #: an ACK or response matching no dialog or transaction (worker)
+    OTHER = "other"  #: any other reason a worker gives
+
+
+class WebSocketClose(enum.Enum):
+    """How a WebSocket connection (or its handshake) ended."""
+
+    NORMAL = "normal"  #: either side closed it
+    BINARY_NOT_TEXT = "binary_not_text"  #: we closed with 1003: a binary frame not UTF-8
+    TOO_BIG = "too_big"  #: we closed with 1009: a message over ``max_message_bytes``
+    HANDSHAKE_REFUSED = "handshake_refused"  #: no ``sip`` subprotocol: HTTP 400
+    BROKEN = "broken"  #: the transport failed (reset, TLS error)
+
+
+class StreamError(enum.Enum):
+    """Why a SIP TCP/TLS connection was ended by us."""
+
+    FRAMING = "framing"  #: the stream could not be cut into SIP messages any more
+    BROKEN = "broken"  #: the transport failed (reset, TLS error)
+
+
+SIP_MESSAGES_DROPPED = Counter(
+    "rtcgw_sip_messages_dropped",
+    "SIP messages dropped without reaching the call logic, by reason",
+    ["reason"],
+)
+SIP_REQUESTS_REJECTED = Counter(
+    "rtcgw_sip_requests_rejected",
+    "SIP requests the gateway answered itself with a failure status, by status code",
+    ["status"],
+)
+WEBSOCKET_CLOSED = Counter(
+    "rtcgw_websocket_connections_closed",
+    "WebSocket connections (and refused handshakes) ended, by reason",
+    ["reason"],
+)
+SIP_STREAM_ERRORS = Counter(
+    "rtcgw_sip_stream_errors",
+    "SIP TCP/TLS connections ended by an error, by reason",
+    ["reason"],
+)
+WORKER_RESTARTS = Counter(
+    "rtcgw_worker_restarts",
+    "Worker processes restarted after they died or hung",
+)
+WORKERS_UP = Gauge(
+    "rtcgw_workers_up",
+    "Worker processes ready to take traffic",
+    multiprocess_mode="livesum",
+)
+CALLS_ACTIVE = Gauge(
+    "rtcgw_calls_active",
+    "Calls in progress, summed over the workers",
+    multiprocess_mode="livesum",
+)
+CALLS_TOTAL = Counter(
+    "rtcgw_calls",
+    "Calls ended, by who placed them and why they ended",
+    ["direction", "reason"],
+)
+
+# The fixed label values show as 0 before their first event, so a rate() has a start.
+for _reason in DropReason:
+    SIP_MESSAGES_DROPPED.labels(_reason.value)
+for _close in WebSocketClose:
+    WEBSOCKET_CLOSED.labels(_close.value)
+for _error in StreamError:
+    SIP_STREAM_ERRORS.labels(_error.value)
+
+_WORKER_DROP_REASONS = {
+    "unparseable": DropReason.UNPARSEABLE,
+    "unparseable_request": DropReason.UNPARSEABLE,
+    "invalid": DropReason.INVALID,
+    "stray_ack": DropReason.STRAY,
+    "stray_response": DropReason.STRAY,
+}
+
+
+def drop_reason_of(worker_reason: str) -> DropReason:
+    """The bounded label for a B2BUA ``MessageDropped.reason``."""
+    return _WORKER_DROP_REASONS.get(worker_reason, DropReason.OTHER)
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory of this process, or None for in-process metrics."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def registry() -> CollectorRegistry:
+    """What ``/metrics`` serves: every process's values in multiprocess mode."""
+    path = multiprocess_dir()
+    if path is None:
+        return REGISTRY
+    collected = CollectorRegistry()
+    multiprocess.MultiProcessCollector(collected, path=path)  # type: ignore[no-untyped-call]
+    return collected
+
+
+def worker_exited(pid: int) -> None:
+    """Forget a dead worker's live gauges (its counters stay in the sums)."""
+    path = multiprocess_dir()
+    if path is not None:
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
