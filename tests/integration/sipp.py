@@ -44,9 +44,16 @@ def require_sipp() -> str:
     return path
 
 
+#: Every sipp ends by itself within this time, even when the test that started it failed
+#: before waiting for it (``start_scenario`` asks for less).
+_SIPP_LIFETIME = ("-timeout", "60", "-timeout_error")
+
+
 async def start_sipp(*args: str) -> trio.Process:
-    """Start ``sipp ARGS`` on loopback, quiet, in the background of the test."""
-    command = [require_sipp(), "-i", "127.0.0.1", "-nostdin", "-nr", "-trace_err", *args]
+    """Start ``sipp ARGS`` on loopback, quiet, in the background of the test; it stops by
+    itself after at most 60 s."""
+    lifetime = () if "-timeout" in args else _SIPP_LIFETIME
+    command = [require_sipp(), "-i", "127.0.0.1", "-nostdin", "-nr", "-trace_err", *lifetime, *args]
     workdir = Path(tempfile.mkdtemp(prefix="rtcgw-sipp-"))
     with (workdir / "stderr_errors.log").open("wb") as stderr:
         process = await trio.lowlevel.open_process(
