@@ -3,11 +3,14 @@ browser."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import trio
 
 from rtcgw.sip import Request, Response
-from tests.integration.browser import Browser
-from tests.integration.gateway import RunningGateway
+from tests.integration.browser import Browser, browser
+from tests.integration.gateway import RunningGateway, run_gateway
 from tests.integration.sipp import finish, start_scenario
 
 DTMF = "application/dtmf-relay"
@@ -60,3 +63,16 @@ def gateway_uri(gateway: RunningGateway) -> str:
     """The gateway's SIP listener as sipp's remote host argument."""
     host, port = gateway.address("UDP")
     return f"{host}:{port}"
+
+
+@asynccontextmanager
+async def registered_browser(
+    pbx_port: int, user: str = "alice"
+) -> AsyncIterator[tuple[RunningGateway, Browser]]:
+    """A gateway toward the sipp PBX on ``pbx_port`` and a browser registered through it."""
+    async with (
+        run_gateway(args(pbx_port)) as gateway,
+        browser(gateway.address("WS"), user) as alice,
+    ):
+        await register(alice, gateway, pbx_port)
+        yield gateway, alice

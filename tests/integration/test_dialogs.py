@@ -19,7 +19,7 @@ from tests.integration.common import (
     args,
     gateway_uri,
     only_our_via,
-    register,
+    registered_browser,
     sdp,
     session_name,
 )
@@ -107,11 +107,7 @@ async def test_requests_in_a_browser_call_are_relayed_both_ways() -> None:
 async def test_requests_in_a_pbx_call_are_relayed_both_ways_and_the_pbx_hangs_up() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
-        async with (
-            run_gateway(args(pbx_port)) as gateway,
-            browser(gateway.address("WS"), "alice") as alice,
-        ):
-            await register(alice, gateway, pbx_port)
+        async with registered_browser(pbx_port) as (gateway, alice):
             sipp = await start_scenario("uac_in_dialog", "-s", "alice", gateway_uri(gateway))
             invite = await before_exit(sipp, partial(alice.receive_request, "INVITE"))
             assert session_name(invite) == "pbx-offer"
@@ -161,11 +157,7 @@ async def test_late_offer_from_the_browser() -> None:
 async def test_late_offer_from_the_pbx() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
-        async with (
-            run_gateway(args(pbx_port)) as gateway,
-            browser(gateway.address("WS"), "alice") as alice,
-        ):
-            await register(alice, gateway, pbx_port)
+        async with registered_browser(pbx_port) as (gateway, alice):
             sipp = await start_scenario("uac_late_offer", "-s", "alice", gateway_uri(gateway))
             invite = await before_exit(sipp, partial(alice.receive_request, "INVITE"))
             assert invite.body == b""
@@ -180,11 +172,7 @@ async def test_late_offer_from_the_pbx() -> None:
 async def test_pbx_cancels_a_ringing_browser() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
-        async with (
-            run_gateway(args(pbx_port)) as gateway,
-            browser(gateway.address("WS"), "alice") as alice,
-        ):
-            await register(alice, gateway, pbx_port)
+        async with registered_browser(pbx_port) as (gateway, alice):
             sipp = await start_scenario("uac_cancel", "-s", "alice", gateway_uri(gateway))
             invite = await before_exit(sipp, partial(alice.receive_request, "INVITE"))
             tag = "ringing-tag"

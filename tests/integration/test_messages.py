@@ -13,7 +13,7 @@ import trio
 
 from rtcgw.sip import Response
 from tests.integration.browser import browser
-from tests.integration.common import args, gateway_uri, register
+from tests.integration.common import args, gateway_uri, registered_browser
 from tests.integration.gateway import run_gateway
 from tests.integration.sipclient import UdpPeer, request
 from tests.integration.sipp import before_exit, finish, free_udp_port, start_scenario
@@ -43,11 +43,7 @@ async def test_browser_message_reaches_the_pbx_and_its_answer_comes_back() -> No
 async def test_pbx_message_reaches_the_registered_browser() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
-        async with (
-            run_gateway(args(pbx_port)) as gateway,
-            browser(gateway.address("WS"), "alice") as alice,
-        ):
-            await register(alice, gateway, pbx_port)
+        async with registered_browser(pbx_port) as (gateway, alice):
             sipp = await start_scenario("uac_message", "-s", "alice", gateway_uri(gateway))
             message = await before_exit(sipp, partial(alice.receive_request, "MESSAGE"))
             # To the browser's own Contact, over its WebSocket, from the gateway alone.

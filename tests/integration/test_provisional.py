@@ -15,7 +15,13 @@ import trio
 
 from rtcgw.sip import Dialog, Header, Request, Response, make_response, parse_uri
 from tests.integration.browser import Browser, Call, browser
-from tests.integration.common import args, gateway_uri, register, sdp, session_name
+from tests.integration.common import (
+    args,
+    gateway_uri,
+    registered_browser,
+    sdp,
+    session_name,
+)
 from tests.integration.gateway import run_gateway
 from tests.integration.sipp import before_exit, finish, free_udp_port, start_scenario
 
@@ -131,11 +137,7 @@ async def answer_with_early_media(alice: Browser, invite: Request, answer: bytes
 async def test_browser_early_media_183_reaches_the_pbx() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(30):
-        async with (
-            run_gateway(args(pbx_port)) as gateway,
-            browser(gateway.address("WS"), "alice") as alice,
-        ):
-            await register(alice, gateway, pbx_port)
+        async with registered_browser(pbx_port) as (gateway, alice):
             # sipp checks the 183 (application/sdp, s=browser-early), then the 200.
             sipp = await start_scenario("uac_early_media", "-s", "alice", gateway_uri(gateway))
             invite = await before_exit(sipp, partial(alice.receive_request, "INVITE"))
