@@ -9,6 +9,7 @@ key paths and resolved by ``RealmReader.check_references()`` once every realm is
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
@@ -61,6 +62,7 @@ from rtcgw.config.schema import (
     IPNetwork,
     Realm,
 )
+from rtcgw.sip.message import canonical_name
 
 __all__ = [
     "ACTIONS_BY_NAME",
@@ -75,6 +77,9 @@ ACTIONS_BY_NAME: Mapping[str, type[Action]] = {cls.ACTION: cls for cls in ACTION
 # Decided before C-rules run, so only A-rules may carry them.
 _A_RULE_ONLY: tuple[type[Action], ...] = (Route, RetargetFromCache)
 _REGISTER_ONLY: tuple[type[Action], ...] = (RegisterCaching, RegisterThrottling)
+
+# RFC 3261 section 25.1: a header name is a token.
+_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 
 
 def read_sources(table: Table, key: str) -> tuple[IPNetwork, ...] | AllSources | Absent:
@@ -283,15 +288,23 @@ class RealmReader:
         source = table.get("source_call_agent", as_str)
         if isinstance(source, str):
             self._sources.append(_SourceRef(table.path_of("source_call_agent"), source, realm))
+        headers = _header_conditions(table.table("header")) if "header" in table else ()
+        networks = table.get(
+            "source", lambda raw: parse_each(as_str_list(raw, single_ok=True), parse_network)
+        )
+        if networks == ():
+            table.problem("source", "empty: list source networks or leave the key out")
         table.finish()
-        values = (methods, ruri_user, ruri_domain, source)
-        if Absent.INVALID in values or methods == ():
+        values = (methods, ruri_user, ruri_domain, source, networks)
+        if Absent.INVALID in values or methods == () or networks == () or headers is None:
             return None
         return Conditions(
             method=methods if isinstance(methods, tuple) else (),
             ruri_user=None if isinstance(ruri_user, Absent) else ruri_user,
             ruri_domain=None if isinstance(ruri_domain, Absent) else ruri_domain,
             source_call_agent=None if isinstance(source, Absent) else source,
+            header=headers,
+            source=networks if isinstance(networks, tuple) else (),
         )
 
     def _check_actions(
@@ -416,6 +429,40 @@ def _check_overlapping_sources(agents: Iterable[CallAgent], context: Context) ->
                 )
 
 
+def _header_conditions(table: Table | None) -> tuple[tuple[str, re.Pattern[str]], ...] | None:
+    """``when.header``: header name -> regex; None when the table or an entry is bad."""
+    if table is None:  # not a table: Table.table has reported it
+        return None
+    if not table.data:
+        table.problem(None, "empty: name headers or leave the key out")
+        return None
+    found: list[tuple[str, re.Pattern[str]]] = []
+    first_as: dict[str, str] = {}
+    valid = True
+    for name in table.data:
+        pattern = table.get(name, lambda raw: compile_regex(as_str(raw)))
+        if not _TOKEN.fullmatch(name):
+            table.problem(name, f"{name!r} is not a header name (RFC 3261 section 25.1)")
+            valid = False
+            continue
+        key = canonical_name(name)
+        if key in first_as:
+            table.problem(
+                name,
+                f"the same header as {first_as[key]!r} (names are compared in "
+                "their long form, case-insensitively)",
+            )
+            valid = False
+            continue
+        first_as[key] = name
+        if isinstance(pattern, Absent):
+            valid = False
+        else:
+            found.append((key, pattern))
+    table.finish()
+    return tuple(found) if valid else None
+
+
 def _action(table: Table) -> Action | None:
     name = table.required("action", as_str, "the action's name")
     if not isinstance(name, str):
@@ -457,6 +504,7 @@ def _check_codecs(codecs: tuple[str, ...]) -> None:
 # Checks on single action fields beyond type and bounds (those come from actions.py).
 _FIELD_CHECKS: Mapping[type[Action], Mapping[str, Callable[[Any], object]]] = {
     Reply: {"reason": check_reason_phrase},
+    RetargetFromCache: {"offline_reason": check_reason_phrase},
     CodecWhitelist: {"codecs": _check_codecs},
     CodecBlacklist: {"codecs": _check_codecs},
     Route: {"destination": check_name},

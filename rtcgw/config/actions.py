@@ -148,10 +148,22 @@ class Reply:
 class RetargetFromCache:
     """Replace the Request-URI with the contact registered for it (alias lookup).
 
-    A user with no binding in the registration cache gets 480 (DESIGN.md section 3).
+    A user with no binding in the registration cache is answered with ``offline_code`` and
+    ``offline_reason``, by default 480 Temporarily Unavailable (DESIGN.md section 3).
     """
 
     ACTION: ClassVar[str] = "retarget_from_cache"
+
+    offline_code: int = field(
+        default=480,
+        metadata=doc(
+            "status code when the user has no binding in the cache", minimum=400, maximum=699
+        ),
+    )
+    offline_reason: str = field(
+        default="Temporarily Unavailable",
+        metadata=doc("reason phrase sent with offline_code"),
+    )
 
 
 @final

@@ -264,7 +264,9 @@ class Conditions:
     """``when = {...}`` of a rule: every condition given must hold; none given = always.
 
     Regular expressions are Python ``re`` syntax and must match the whole value
-    (``re.fullmatch``), so ``ruri_user = "1000"`` never matches "91000".
+    (``re.fullmatch``), so ``ruri_user = "1000"`` never matches "91000". ``header`` keeps
+    the file's order, each name stored as its lower-case long form (``"f"`` and ``"FROM"``
+    become ``"from"``, as ``rtcgw.sip.message.canonical_name`` gives it).
     """
 
     method: tuple[str, ...] = field(
@@ -279,6 +281,17 @@ class Conditions:
     )
     source_call_agent: str | None = field(
         default=None, metadata=doc("name of the call agent the request came from")
+    )
+    header: tuple[tuple[str, re.Pattern[str]], ...] = field(
+        default=(),
+        metadata=doc(
+            "header name -> regular expression on any one value of that header; names are "
+            "case-insensitive and compact forms equal long ones; an absent header never matches"
+        ),
+    )
+    source: tuple[IPNetwork, ...] = field(
+        default=(),
+        metadata=doc("networks (CIDR) the request's source address must be in, any of them"),
     )
 
 

@@ -155,6 +155,66 @@ CASES = [
         "realms.rtc.a_rules[0].when.ruri_usr: unknown key (did you mean 'ruri_user'?)",
     ),
     (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when='header = { "User-Agent" = "(+" }'),
+        "realms.rtc.a_rules[0].when.header.User-Agent: bad regular expression '(+'",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when='header = { "User Agent" = "x" }'),
+        "when.header.\"User Agent\": 'User Agent' is not a header name",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when='header = { From = "a", f = "b" }'),
+        "when.header.f: the same header as 'From'",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when="header = {}"),
+        "realms.rtc.a_rules[0].when.header: empty",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when='header = "User-Agent"'),
+        "realms.rtc.a_rules[0].when.header: expected a table",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when="header = { Subject = 1 }"),
+        "realms.rtc.a_rules[0].when.header.Subject: expected a string",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when='source = ["10.0.0.0/8", "10.0.0.1/8"]'),
+        "realms.rtc.a_rules[0].when.source[1]: '10.0.0.1/8' has host bits set",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when='source = "nowhere"'),
+        "when.source[0]: 'nowhere' is not a network in CIDR notation",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when="source = []"),
+        "realms.rtc.a_rules[0].when.source: empty",
+    ),
+    (
+        BASE + rule("rtc.a_rules", ROUTE_PBX, when="source = 10"),
+        "realms.rtc.a_rules[0].when.source: expected",
+    ),
+    (
+        BASE
+        + rule(
+            "pbx.a_rules",
+            '{ action = "retarget_from_cache", offline_code = 399 }, '
+            '{ action = "route", destination = "browsers" }',
+        )
+        + rule("rtc.a_rules", '{ action = "register_caching" }', name="c"),
+        "pbx.a_rules[0].actions[0].offline_code: 399 is below the minimum 400",
+    ),
+    (
+        BASE
+        + rule(
+            "pbx.a_rules",
+            '{ action = "retarget_from_cache", offline_reason = "" }, '
+            '{ action = "route", destination = "browsers" }',
+        )
+        + rule("rtc.a_rules", '{ action = "register_caching" }', name="c"),
+        "pbx.a_rules[0].actions[0].offline_reason: the reason phrase is empty",
+    ),
+    (
         BASE + rule("rtc.a_rules", ROUTE_PBX, when='source_call_agent = "nobody"'),
         "when.source_call_agent: unknown call agent 'nobody'",
     ),

@@ -17,13 +17,14 @@ from rtcgw.config import (
     ForceSrtp,
     InterfaceKind,
     Reply,
+    RetargetFromCache,
     SrtpKeying,
     StripVideo,
     load_config,
     load_config_text,
 )
 from rtcgw.sip.transport import Transport
-from tests.config.config_snippets import BASE, MINIMAL, PBX, WS_ONLY, rule
+from tests.config.config_snippets import BASE, MINIMAL, PBX, ROUTE_PBX, WS_ONLY, rule
 
 
 def test_several_problems_are_reported_at_once_in_file_order() -> None:
@@ -212,6 +213,42 @@ def test_valid_conditions_and_actions_keep_their_values_and_order() -> None:
         ForceSrtp(keying=SrtpKeying.DTLS),  # the default keying
         Reply(code=603, reason="Decline"),
     )
+
+
+def test_header_and_source_conditions_keep_their_values_and_order() -> None:
+    text = BASE + rule(
+        "rtc.a_rules",
+        ROUTE_PBX,
+        when='header = { "User-Agent" = "JsSIP.*", f = ".*@example\\\\.com>.*" }, '
+        'source = ["10.0.0.0/8", "2001:db8::/32"]',
+    )
+    (only,) = load_config_text(text, source="gateway.toml").realm("rtc").a_rules
+    assert [(name, pattern.pattern) for name, pattern in only.when.header] == [
+        ("user-agent", "JsSIP.*"),
+        ("from", r".*@example\.com>.*"),
+    ]
+    assert only.when.source == (ip_network("10.0.0.0/8"), ip_network("2001:db8::/32"))
+
+
+def test_one_source_network_may_be_a_string() -> None:
+    text = BASE + rule("rtc.a_rules", ROUTE_PBX, when='source = "192.0.2.0/24"')
+    (only,) = load_config_text(text, source="gateway.toml").realm("rtc").a_rules
+    assert only.when.source == (ip_network("192.0.2.0/24"),)
+
+
+def test_retarget_from_cache_offline_answer_is_configurable() -> None:
+    text = (
+        BASE
+        + rule(
+            "pbx.a_rules",
+            '{ action = "retarget_from_cache", offline_code = 404, offline_reason = "Not Here" },'
+            ' { action = "route", destination = "browsers" }',
+        )
+        + rule("rtc.a_rules", '{ action = "register_caching" }')
+    )
+    (only,) = load_config_text(text, source="gateway.toml").realm("pbx").a_rules
+    assert only.actions[0] == RetargetFromCache(offline_code=404, offline_reason="Not Here")
+    assert RetargetFromCache() == RetargetFromCache(480, "Temporarily Unavailable")
 
 
 def test_rule_without_when_has_no_conditions() -> None:
