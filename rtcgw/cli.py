@@ -14,13 +14,16 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from rtcgw import __version__
 from rtcgw.config import ConfigError, load_config, load_config_text, summarize
+from rtcgw.config.render import realm_tables, render_toml
 from rtcgw.config.run_options import DEFAULT_SIP, DEFAULT_WSS, RunOptions
 from rtcgw.observability.logging import LogFormat, configure_logging, get_logger
 from rtcgw.supervisor.tls import make_self_signed
@@ -75,19 +78,7 @@ def _run_gateway(args: argparse.Namespace) -> int:
     from rtcgw.supervisor.arbiter import run_gateway  # noqa: PLC0415 (after the metrics dir)
 
     log = get_logger()
-    options = RunOptions(
-        workers=args.workers,
-        pbx=args.pbx,
-        wss=args.wss,
-        ws=args.ws,
-        sip=args.sip,
-        cert=args.cert,
-        key=args.key,
-        media_ip=args.media_ip,
-        advertised_ip=args.advertised_ip,
-        max_message_bytes=args.max_message_bytes,
-        metrics=args.metrics,
-    )
+    options = _run_options(args)
 
     def adhoc_certificate() -> tuple[Path, Path]:
         made = make_self_signed(Path(tempfile.mkdtemp(prefix="rtcgw-tls-")))
@@ -116,6 +107,68 @@ def _run_gateway(args: argparse.Namespace) -> int:
     except OSError as exc:
         log.error("gateway.failed", error=str(exc))
         return EXIT_RUNTIME_FAILED
+    return EXIT_OK
+
+
+def _run_options(args: argparse.Namespace, *, absolute_files: bool = False) -> RunOptions:
+    cert, key = args.cert, args.key
+    if absolute_files:
+        # A generated file may be kept anywhere: name the files it refers to in full.
+        cert = None if cert is None else cert.absolute()
+        key = None if key is None else key.absolute()
+    return RunOptions(
+        workers=args.workers,
+        pbx=args.pbx,
+        wss=args.wss,
+        ws=args.ws,
+        sip=args.sip,
+        cert=cert,
+        key=key,
+        media_ip=args.media_ip,
+        advertised_ip=args.advertised_ip,
+        max_message_bytes=args.max_message_bytes,
+        metrics=args.metrics,
+    )
+
+
+class _NoCertificate(Exception):
+    """``rtcgw config`` was asked for wss without --cert/--key."""
+
+
+def _config(args: argparse.Namespace) -> int:
+    if (args.cert is None) != (args.key is None):
+        print("rtcgw config: give both --cert and --key", file=sys.stderr)
+        return EXIT_USAGE
+
+    def no_certificate() -> tuple[Path, Path]:
+        # `rtcgw run` makes an ad-hoc pair; a file to keep must not name a temporary one.
+        raise _NoCertificate
+
+    raw: dict[str, Any] = {}
+    try:
+        _run_options(args, absolute_files=True).overrides(no_certificate)(raw)
+    except _NoCertificate:
+        print(
+            "rtcgw config: a wss interface needs --cert and --key (or use --ws for plain "
+            "WebSocket)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        # The realms the [pbx] shorthand gives, as the loader builds them.
+        config = load_config_text(
+            "", source="command line", overrides=lambda tables: tables.update(deepcopy(raw))
+        )
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG_INVALID
+    tables = {name: table for name, table in raw.items() if name != "pbx" and table != {}}
+    tables["realms"] = realm_tables(config.realms)
+    if "media" not in tables:
+        # The realms use the generated default media interface: leave it to the loader.
+        for realm in tables["realms"].values():
+            del realm["media"]
+    print(render_toml(tables), end="")
     return EXIT_OK
 
 
@@ -159,29 +212,50 @@ def build_parser() -> argparse.ArgumentParser:
         "they override it.",
     )
     run.add_argument("-c", "--config", metavar="FILE", help="TOML configuration file")
-    run.add_argument("--workers", type=int, metavar="N", help="worker processes (default: CPUs)")
-    run.add_argument("--pbx", metavar="HOST:PORT", help="the PBX: host:port or a SIP URI")
-    run.add_argument(
+    _add_gateway_options(run)
+    run.set_defaults(handler=_run)
+
+    config = commands.add_parser(
+        "config",
+        help="print the configuration of `rtcgw run --pbx ...` as TOML",
+        description="Print, as a TOML file to start from, the configuration that "
+        "`rtcgw run` with the same options and no file would run: the handbook's realms "
+        "and rules written out, with the PBX and listeners given. wss needs --cert and "
+        "--key (or use --ws).",
+    )
+    _add_gateway_options(config, pbx_required=True)
+    config.set_defaults(handler=_config)
+    return parser
+
+
+def _add_gateway_options(parser: argparse.ArgumentParser, *, pbx_required: bool = False) -> None:
+    """The gateway options that ``run`` and ``config`` share (``RunOptions``)."""
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: CPUs)")
+    parser.add_argument(
+        "--pbx",
+        metavar="HOST:PORT",
+        required=pbx_required,
+        help="the PBX: host:port or a SIP URI",
+    )
+    parser.add_argument(
         "--wss", metavar="ADDR:PORT", help=f"secure WebSocket listener (default {DEFAULT_WSS})"
     )
-    run.add_argument("--ws", metavar="ADDR:PORT", help="plain WebSocket listener")
-    run.add_argument(
+    parser.add_argument("--ws", metavar="ADDR:PORT", help="plain WebSocket listener")
+    parser.add_argument(
         "--sip", metavar="ADDR:PORT", help=f"SIP listener, UDP and TCP (default {DEFAULT_SIP})"
     )
-    run.add_argument("--cert", type=Path, help="TLS certificate (PEM) for wss")
-    run.add_argument("--key", type=Path, help="TLS private key (PEM) for wss")
-    run.add_argument("--media-ip", metavar="ADDR", help="address media sockets bind to")
-    run.add_argument("--advertised-ip", metavar="ADDR", help="address written into SDP")
-    run.add_argument(
+    parser.add_argument("--cert", type=Path, help="TLS certificate (PEM) for wss")
+    parser.add_argument("--key", type=Path, help="TLS private key (PEM) for wss")
+    parser.add_argument("--media-ip", metavar="ADDR", help="address media sockets bind to")
+    parser.add_argument("--advertised-ip", metavar="ADDR", help="address written into SDP")
+    parser.add_argument(
         "--max-message-bytes", type=int, metavar="N", help="largest SIP message (default 65535)"
     )
-    run.add_argument(
+    parser.add_argument(
         "--metrics",
         metavar="ADDR:PORT",
         help="HTTP listener for /metrics and /healthz (default 127.0.0.1:9464; [http] listen)",
     )
-    run.set_defaults(handler=_run)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
