@@ -59,8 +59,10 @@ class RegisterThrottling:
 
     ACTION: ClassVar[str] = "register_throttling"
 
+    # A short client expiry makes a browser re-REGISTER often, which keeps its WebSocket
+    # (and any NAT or proxy on the way) alive and shows quickly when it is gone.
     client_expires_s: int = field(
-        default=300,
+        default=60,
         metadata=doc("Expires granted to clients", minimum=10, maximum=86400),
     )
     upstream_expires_s: int = field(

@@ -121,7 +121,7 @@ def test_gateway_example_action_fields(gateway: GatewayConfig) -> None:
     assert register.when.method == ("REGISTER",)
     assert register.actions == (
         RegisterCaching(),
-        RegisterThrottling(client_expires_s=300, upstream_expires_s=3600),
+        RegisterThrottling(client_expires_s=60, upstream_expires_s=3600),
         Route(destination="pbx"),
     )
     assert invite.when.method == ("INVITE",)

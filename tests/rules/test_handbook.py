@@ -75,7 +75,7 @@ def test_browser_register_is_cached_throttled_and_sent_to_the_pbx(
     assert decision.forwarded
     assert decision.destination_agent is not None and decision.destination_agent.name == "pbx"
     assert decision.register_caching
-    assert decision.register_throttling == RegisterThrottling(300, 3600)
+    assert decision.register_throttling == RegisterThrottling(60, 3600)
     assert [hit.rule for hit in decision.trace] == ["register_upstream"]
 
 
