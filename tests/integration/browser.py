@@ -28,6 +28,7 @@ from rtcgw.sip import (
     parse_message,
     parse_uri,
 )
+from rtcgw.sip.transaction_client import make_cancel, make_non2xx_ack
 from rtcgw.sip.transport import Transport
 from tests.integration.digest import credentials
 
@@ -251,21 +252,7 @@ class Browser:
 
     async def ack_failure(self, call: Call, response: Response) -> None:
         """ACK a 300-699 to the INVITE, as its client transaction does (RFC 3261 17.1.1.3)."""
-        invite = call.invite
-        ack = Request(
-            "ACK",
-            invite.uri,
-            (
-                Header("Via", str(invite.top_via)),
-                Header("Max-Forwards", "70"),
-                Header("To", response.get("To") or ""),
-                Header("From", invite.get("From") or ""),
-                Header("Call-ID", invite.call_id),
-                Header("CSeq", f"{invite.cseq.seq} ACK"),
-                Header("Content-Length", "0"),
-            ),
-        )
-        await self.send(ack)
+        await self.send(make_non2xx_ack(call.invite, response))
 
     async def bye(self, call: Call) -> Response:
         return await self.request(call, "BYE")
@@ -329,21 +316,7 @@ class Browser:
         return await self.final_response()
 
     async def cancel(self, call: Call) -> None:
-        invite = call.invite
-        cancel = Request(
-            "CANCEL",
-            invite.uri,
-            (
-                Header("Via", str(invite.top_via)),
-                Header("Max-Forwards", "70"),
-                Header("To", invite.get("To") or ""),
-                Header("From", invite.get("From") or ""),
-                Header("Call-ID", invite.call_id),
-                Header("CSeq", f"{invite.cseq.seq} CANCEL"),
-                Header("Content-Length", "0"),
-            ),
-        )
-        await self.send(cancel)
+        await self.send(make_cancel(call.invite))
 
     # -- answering -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from ipaddress import ip_address
 
 from rtcgw.config import GatewayConfig, load_config_text
 from rtcgw.rules import CompiledRules, RequestFacts
+from tests.config.config_snippets import BASE
 
 __all__ = ["BROWSER", "PBX", "RULES_BASE", "compile_text", "facts", "rule"]
 
@@ -13,26 +14,15 @@ BROWSER = "203.0.113.7"  # any address on the websocket interface is a browser
 PBX = "192.0.2.10"
 
 # Browsers on ws ("all"), a PBX and a carrier on sip; cases append rules.
-RULES_BASE = """
-[interfaces.ws]
-type = "websocket"
-
-[interfaces.sip]
-type = "sip"
-
-[realms.rtc.call_agents.browsers]
-interface = "ws"
-sources = "all"
-
-[realms.pbx.call_agents.pbx]
-interface = "sip"
-destination = "192.0.2.10:5060"
-
+RULES_BASE = (
+    BASE
+    + """
 [realms.pbx.call_agents.carrier]
 interface = "sip"
 sources = ["198.51.100.0/24"]
 destination = "198.51.100.1:5060"
 """
+)
 
 
 def rule(where: str, actions: str, *, name: str = "r", when: str = "") -> str:
