@@ -6,13 +6,15 @@ builds the two realms of the ABC SBC handbook's WebRTC example, the same ones th
 
 - realm ``rtc``: call agent ``browsers`` (every source on the websocket interface; with
   several websocket interfaces, one call agent each: ``browsers``, ``browsers_<name>``...).
-  A-rules: ``register_upstream`` (REGISTER: caching, throttling, route to ``pbx``) and
-  ``call_to_pbx`` (INVITE: anchoring with ICE and RTCP feedback, dialog handling, route to
-  ``pbx``). C-rule ``webrtc_media`` (INVITE: anchoring with ICE and RTCP feedback, SRTP
-  keyed by DTLS, dialog handling, 183 -> 180).
-- realm ``pbx``: call agent ``pbx`` (the address, on the sip interface). A-rule
-  ``call_to_browser`` (INVITE: retarget from the registration cache, route to
-  ``browsers``). C-rule ``plain_rtp`` (INVITE: force plain RTP).
+  A-rules: ``register_upstream`` (REGISTER: caching, throttling, route to ``pbx``),
+  ``call_to_pbx`` (INVITE: anchoring with ICE and RTCP feedback, dialog handling,
+  183 -> 180, route to ``pbx``) and ``message_to_pbx`` (MESSAGE: route to ``pbx``).
+  C-rule ``webrtc_media`` (INVITE: anchoring with ICE and RTCP feedback, SRTP keyed by
+  DTLS, dialog handling).
+- realm ``pbx``: call agent ``pbx`` (the address, on the sip interface). A-rules
+  ``call_to_browser`` and ``message_to_browser`` (INVITE, MESSAGE: retarget from the
+  registration cache, route to ``browsers``). C-rule ``plain_rtp`` (INVITE: force plain
+  RTP).
 
 ``[pbx]`` holds ``address`` ("host:port" or a SIP URI) and, optionally, ``sources`` (CIDRs
 the PBX sends from; by default the address itself, so a host name needs them). The
@@ -60,6 +62,7 @@ PBX_REALM, PBX_AGENT = "pbx", "pbx"
 
 _INVITE = Conditions(method=("INVITE",))
 _REGISTER = Conditions(method=("REGISTER",))
+_MESSAGE = Conditions(method=("MESSAGE",))
 _WEBRTC_ANCHORING = RtpAnchoring(offer_ice=True, offer_rtcp_feedback=True)
 
 
@@ -81,8 +84,14 @@ def handbook_realms(
             ARule(
                 name="call_to_pbx",
                 when=_INVITE,
-                actions=(_WEBRTC_ANCHORING, DialogHandling(), Route(pbx.name)),
+                actions=(
+                    _WEBRTC_ANCHORING,
+                    DialogHandling(),
+                    Mediate183To180(),
+                    Route(pbx.name),
+                ),
             ),
+            ARule(name="message_to_pbx", when=_MESSAGE, actions=(Route(pbx.name),)),
         ),
         c_rules=(
             CRule(
@@ -92,7 +101,6 @@ def handbook_realms(
                     _WEBRTC_ANCHORING,
                     ForceSrtp(keying=SrtpKeying.DTLS),
                     DialogHandling(),
-                    Mediate183To180(),
                 ),
             ),
         ),
@@ -105,6 +113,11 @@ def handbook_realms(
             ARule(
                 name="call_to_browser",
                 when=_INVITE,
+                actions=(RetargetFromCache(), Route(browsers.name)),
+            ),
+            ARule(
+                name="message_to_browser",
+                when=_MESSAGE,
                 actions=(RetargetFromCache(), Route(browsers.name)),
             ),
         ),

@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import difflib
 import enum
+import math
 import re
 import types
 import typing
@@ -127,6 +128,10 @@ def _as_int(value: object) -> int:
 def _as_number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadValue(f"expected a number, got {describe(value)}")
+    # TOML has `nan`: it would pass every bounds check (its comparisons are all false),
+    # mean nothing as a rate or a timeout, and make the snapshot unequal to itself.
+    if math.isnan(value):
+        raise BadValue("expected a number, got nan")
     return float(value)
 
 

@@ -54,20 +54,25 @@ class RegisterThrottling:
 
     Clients are granted ``client_expires_s``, which keeps their binding (and the
     connection it lives on) checked often; the registrar is asked for
-    ``upstream_expires_s`` and refreshed only when that runs out. Needs register_caching.
+    ``upstream_expires_s`` and refreshed only when that runs out. Needs register_caching;
+    the loader also requires ``client_expires_s <= upstream_expires_s``: the reverse would
+    have the gateway refresh the registrar more often than clients refresh it, the
+    opposite of throttling.
     """
 
     ACTION: ClassVar[str] = "register_throttling"
 
     # A short client expiry makes a browser re-REGISTER often, which keeps its WebSocket
-    # (and any NAT or proxy on the way) alive and shows quickly when it is gone.
+    # (and any NAT or proxy on the way) alive and shows quickly when it is gone. The
+    # minimum is 1 s, not a "sensible" production floor, so that tests and lab set-ups
+    # can scale time down and watch expiry happen within seconds.
     client_expires_s: int = field(
         default=60,
-        metadata=doc("Expires granted to clients", minimum=10, maximum=86400),
+        metadata=doc("Expires granted to clients", minimum=1, maximum=86400),
     )
     upstream_expires_s: int = field(
         default=3600,
-        metadata=doc("Expires requested from the registrar", minimum=10, maximum=86400),
+        metadata=doc("Expires requested from the registrar", minimum=1, maximum=86400),
     )
 
 

@@ -146,6 +146,28 @@ class GatewaySettings:
             "largest SIP message accepted on any transport", minimum=1500, maximum=16777216
         ),
     )
+    # REGISTER is the request anyone can send before proving who they are, and each one
+    # costs a registration-cache update and maybe a request to the registrar: one source
+    # must not be able to crowd out the rest. The limit is per IP address, and browsers
+    # behind one NAT share theirs, so the defaults leave room for many of them.
+    register_rate_per_source: float = field(
+        default=20.0,
+        metadata=doc(
+            "REGISTER requests per second accepted from one source IP address (token "
+            "bucket refill rate); 0 = no limit",
+            minimum=0,
+            maximum=100000,
+        ),
+    )
+    register_burst_per_source: int = field(
+        default=100,
+        metadata=doc(
+            "REGISTER requests one source IP address may send at once before the rate "
+            "applies (token bucket size)",
+            minimum=1,
+            maximum=1000000,
+        ),
+    )
 
 
 @final

@@ -11,6 +11,7 @@ from rtcgw.config.schema import (
     AllSources,
     CallAgent,
     GatewayConfig,
+    GatewaySettings,
     Interface,
     MediaInterface,
     Realm,
@@ -33,6 +34,7 @@ def summarize(config: GatewayConfig) -> str:
             f"{gateway.name}, workers {workers}, drain {gateway.drain_timeout_s:g} s, "
             f"log {gateway.log_format.value}, max message {gateway.max_message_bytes} bytes",
         ),
+        _row("register", _register_limit(gateway)),
         _row("http", str(config.http.listen)),
         "interfaces",
         *(_row(i.name, _interface(i), indent=2) for i in config.interfaces),
@@ -51,6 +53,15 @@ def summarize(config: GatewayConfig) -> str:
 
 def _row(label: str, text: str, *, indent: int = 0) -> str:
     return f"{' ' * indent}{label:<{_WIDTH - indent}} {text}"
+
+
+def _register_limit(gateway: GatewaySettings) -> str:
+    if gateway.register_rate_per_source == 0:
+        return "no limit per source address"
+    return (
+        f"{gateway.register_rate_per_source:g}/s per source address, "
+        f"burst {gateway.register_burst_per_source}"
+    )
 
 
 def _interface(interface: Interface) -> str:

@@ -91,6 +91,46 @@ CASES = [
         ),
         "actions[1].client_expires_s: 7200 exceeds upstream_expires_s 600",
     ),
+    (
+        BASE
+        + rule(
+            "rtc.a_rules",
+            '{ action = "register_caching" }, { action = "register_throttling", '
+            "client_expires_s = 600, upstream_expires_s = 60 }",
+        ),
+        (
+            "gateway.toml: realms.rtc.a_rules[0].actions[1].client_expires_s: 600 exceeds "
+            "upstream_expires_s 60: clients must refresh at least as often as the registrar"
+        ),
+    ),
+    (
+        # Checked against the default upstream expiry too, not only one written beside it.
+        BASE
+        + rule(
+            "rtc.a_rules",
+            '{ action = "register_caching" }, '
+            '{ action = "register_throttling", client_expires_s = 7200 }',
+        ),
+        "actions[1].client_expires_s: 7200 exceeds upstream_expires_s 3600",
+    ),
+    (
+        BASE
+        + rule(
+            "rtc.a_rules",
+            '{ action = "register_caching" }, '
+            '{ action = "register_throttling", client_expires_s = 0 }',
+        ),
+        "realms.rtc.a_rules[0].actions[1].client_expires_s: 0 is below the minimum 1",
+    ),
+    (
+        BASE
+        + rule(
+            "rtc.a_rules",
+            '{ action = "register_caching" }, '
+            '{ action = "register_throttling", client_expires_s = 1, upstream_expires_s = 0 }',
+        ),
+        "realms.rtc.a_rules[0].actions[1].upstream_expires_s: 0 is below the minimum 1",
+    ),
     # -- how actions combine within a rule, and where they may appear
     (
         BASE + rule("rtc.a_rules", f'{ROUTE_PBX}, {{ action = "route", destination = "pbx" }}'),
@@ -508,6 +548,42 @@ CASES = [
     (
         "[gateway]\nmax_message_bytes = 100\n" + MINIMAL,
         "gateway.max_message_bytes: 100 is below the minimum 1500",
+    ),
+    (
+        "[gateway]\nregister_rate_per_source = -0.5\n" + MINIMAL,
+        "gateway.toml: gateway.register_rate_per_source: -0.5 is below the minimum 0",
+    ),
+    (
+        "[gateway]\nregister_rate_per_source = 100000.5\n" + MINIMAL,
+        "gateway.register_rate_per_source: 100000.5 is above the maximum 100000",
+    ),
+    (
+        "[gateway]\nregister_rate_per_source = inf\n" + MINIMAL,
+        "gateway.register_rate_per_source: inf is above the maximum 100000",
+    ),
+    (
+        "[gateway]\nregister_rate_per_source = nan\n" + MINIMAL,
+        "gateway.register_rate_per_source: expected a number, got nan",
+    ),
+    (
+        '[gateway]\nregister_rate_per_source = "20/s"\n' + MINIMAL,
+        "gateway.register_rate_per_source: expected a number, got a string",
+    ),
+    (
+        "[gateway]\nregister_burst_per_source = 0\n" + MINIMAL,
+        "gateway.toml: gateway.register_burst_per_source: 0 is below the minimum 1",
+    ),
+    (
+        "[gateway]\nregister_burst_per_source = 1000001\n" + MINIMAL,
+        "gateway.register_burst_per_source: 1000001 is above the maximum 1000000",
+    ),
+    (
+        "[gateway]\nregister_burst_per_source = 2.5\n" + MINIMAL,
+        "gateway.register_burst_per_source: expected an integer, got a float",
+    ),
+    (
+        "[gateway]\nregister_rate = 5\n" + MINIMAL,
+        "gateway.register_rate: unknown key (did you mean 'register_rate_per_source'?)",
     ),
     (
         '[gateway]\nname = "my gateway"\n' + MINIMAL,

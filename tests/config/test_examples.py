@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pickle
+from collections.abc import Iterator
 from ipaddress import IPv4Address, ip_network
 from pathlib import Path
 
 import pytest
+import structlog
 
+from rtcgw import cli
 from rtcgw.config import (
     AllSources,
     ARule,
     CRule,
+    Destination,
     DialogHandling,
     DtlsKeyType,
     ForceRtp,
     ForceSrtp,
     GatewayConfig,
+    GatewaySettings,
     InterfaceKind,
     Mediate183To180,
     PortRange,
@@ -29,8 +35,10 @@ from rtcgw.config import (
     RtpAnchoring,
     SrtpKeying,
     load_config,
+    load_config_text,
     summarize,
 )
+from rtcgw.config.run_options import RunOptions
 from rtcgw.observability.logging import LogFormat
 from rtcgw.sip.transport import Transport
 
@@ -55,6 +63,8 @@ def test_gateway_example_settings(gateway: GatewayConfig) -> None:
     assert gateway.gateway.workers == 0
     assert gateway.gateway.drain_timeout_s == 30.0
     assert gateway.gateway.log_format is LogFormat.AUTO
+    assert gateway.gateway.register_rate_per_source == 20.0
+    assert gateway.gateway.register_burst_per_source == 100
     assert str(gateway.http.listen) == "127.0.0.1:9464"
     assert gateway.generated == ()
 
@@ -101,15 +111,19 @@ def test_gateway_example_realms_and_call_agents(gateway: GatewayConfig) -> None:
 
 def test_gateway_example_rules_in_file_order(gateway: GatewayConfig) -> None:
     rtc, pbx = gateway.realm("rtc"), gateway.realm("pbx")
-    assert [rule.name for rule in rtc.a_rules] == ["register_upstream", "call_to_pbx"]
+    assert [rule.name for rule in rtc.a_rules] == [
+        "register_upstream",
+        "call_to_pbx",
+        "message_to_pbx",
+    ]
     assert _action_names(rtc.a_rules) == [
         ["register_caching", "register_throttling", "route"],
-        ["rtp_anchoring", "dialog_handling", "route"],
+        ["rtp_anchoring", "dialog_handling", "mediate_183_to_180", "route"],
+        ["route"],
     ]
-    assert _action_names(rtc.c_rules) == [
-        ["rtp_anchoring", "force_srtp", "dialog_handling", "mediate_183_to_180"]
-    ]
-    assert _action_names(pbx.a_rules) == [["retarget_from_cache", "route"]]
+    assert _action_names(rtc.c_rules) == [["rtp_anchoring", "force_srtp", "dialog_handling"]]
+    assert [rule.name for rule in pbx.a_rules] == ["call_to_browser", "message_to_browser"]
+    assert _action_names(pbx.a_rules) == [["retarget_from_cache", "route"]] * 2
     assert _action_names(pbx.c_rules) == [["force_rtp"]]
     assert all(isinstance(rule, ARule) for rule in (*rtc.a_rules, *pbx.a_rules))
     assert all(isinstance(rule, CRule) for rule in (*rtc.c_rules, *pbx.c_rules))
@@ -117,7 +131,7 @@ def test_gateway_example_rules_in_file_order(gateway: GatewayConfig) -> None:
 
 def test_gateway_example_action_fields(gateway: GatewayConfig) -> None:
     rtc, pbx = gateway.realm("rtc"), gateway.realm("pbx")
-    register, invite = rtc.a_rules
+    register, invite, _message = rtc.a_rules
     assert register.when.method == ("REGISTER",)
     assert register.actions == (
         RegisterCaching(),
@@ -128,7 +142,7 @@ def test_gateway_example_action_fields(gateway: GatewayConfig) -> None:
     assert invite.actions[0] == RtpAnchoring(offer_ice=True, offer_rtcp_feedback=True)
     (to_browser,) = rtc.c_rules
     assert ForceSrtp(keying=SrtpKeying.DTLS) in to_browser.actions
-    assert to_browser.actions[-1] == Mediate183To180()
+    assert Mediate183To180() in invite.actions
     assert pbx.a_rules[0].actions == (RetargetFromCache(), Route(destination="browsers"))
     assert pbx.c_rules[0].actions == (ForceRtp(),)
     assert DialogHandling() in invite.actions
@@ -166,6 +180,96 @@ def test_pbx_shorthand_generates_the_rules_the_handbook_example_spells_out(
     assert [_rules_only(r) for r in minimal.realms] == [_rules_only(r) for r in gateway.realms]
 
 
+def test_gateway_example_register_limit_comment_does_its_sums(
+    gateway: GatewayConfig, repo_root: Path
+) -> None:
+    # The comment promises room for 1200 browsers behind one address refreshing as often
+    # as register_throttling lets them: rate x client expiry REGISTERs per refresh period.
+    (throttling,) = [
+        a for a in gateway.realm("rtc").a_rules[0].actions if isinstance(a, RegisterThrottling)
+    ]
+    per_period = gateway.gateway.register_rate_per_source * throttling.client_expires_s
+    assert (per_period, throttling.client_expires_s) == (1200, 60)
+    text = (repo_root / "examples" / "gateway.toml").read_text(encoding="utf-8")
+    assert "20/s is 1200 REGISTERs a minute" in text
+    assert "about 1200 browsers that\n# refresh every 60 s" in text
+
+
+RUN_PBX = "198.51.100.7:5070"
+
+
+def _as_run_would_have_it(realm: Realm, media: str, interfaces: dict[str, str]) -> Realm:
+    """``realm`` of the example, with what is the deployment's rather than the handbook's.
+
+    Those are the names of the listeners and of the media interface (the example names
+    its own; ``rtcgw run`` names what its options create) and the PBX's address.
+    """
+    agents = []
+    for agent in realm.call_agents:
+        moved = dataclasses.replace(agent, interface=interfaces[agent.interface])
+        if agent.name == "pbx":
+            moved = dataclasses.replace(
+                moved,
+                destination=Destination(RUN_PBX, "198.51.100.7", 5070, Transport.UDP),
+                sources=(ip_network("198.51.100.7/32"),),
+            )
+        agents.append(moved)
+    return dataclasses.replace(realm, media=media, call_agents=tuple(agents))
+
+
+def test_run_with_pbx_and_no_file_runs_the_handbook_example(
+    gateway: GatewayConfig, repo_root: Path
+) -> None:
+    tls = repo_root / "examples" / "tls"
+
+    def certificate() -> tuple[Path, Path]:
+        return tls / "example.crt", tls / "example.key"
+
+    # As `rtcgw run --pbx 198.51.100.7:5070` builds it: no file, the options as overrides.
+    options = RunOptions(pbx=RUN_PBX)
+    run = load_config_text("", source="command line", overrides=options.overrides(certificate))
+    assert [i.name for i in run.interfaces] == ["wss", "sip_udp", "sip_tcp"]
+    (media,) = run.media
+    expected = tuple(
+        _as_run_would_have_it(realm, media.name, {"wss": "wss", "pbx_side": "sip_udp"})
+        for realm in gateway.realms
+    )
+    assert run.realms == expected  # realms, call agents, rules, conditions, actions
+
+
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """Undo the logging set-up ``cli.main`` does, which would outlive capsys's streams."""
+    saved, handlers = structlog.get_config(), logging.getLogger().handlers[:]
+    level = logging.getLogger().level
+    yield
+    structlog.configure(**saved)
+    logging.getLogger().handlers[:] = handlers
+    logging.getLogger().setLevel(level)
+
+
+@pytest.mark.usefixtures("cli_logging")
+def test_config_command_writes_the_handbook_example_for_that_pbx(
+    gateway: GatewayConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["config", "--pbx", RUN_PBX, "--ws", "127.0.0.1:0"]) == 0
+    written = tmp_path / "rtcgw.toml"
+    written.write_text(capsys.readouterr().out, encoding="utf-8")
+
+    assert cli.main(["check-config", str(written)]) == 0
+    checked = capsys.readouterr()
+    assert checked.out.startswith("OK\n"), checked.err
+
+    loaded = load_config(written)
+    assert [i.name for i in loaded.interfaces] == ["ws", "sip_udp", "sip_tcp"]
+    (media,) = loaded.media
+    expected = tuple(
+        _as_run_would_have_it(realm, media.name, {"wss": "ws", "pbx_side": "sip_udp"})
+        for realm in gateway.realms
+    )
+    assert loaded.realms == expected
+
+
 def test_snapshot_is_immutable_and_picklable(gateway: GatewayConfig) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         gateway.gateway.workers = 4  # type: ignore[misc]
@@ -189,10 +293,11 @@ def test_summary_mentions_interfaces_media_realms_and_rules(gateway: GatewayConf
         "ports 20000-29999",
         "advertise 203.0.113.10",
         "rtc",
-        "A-rules 2 (register_upstream, call_to_pbx)",
+        "A-rules 3 (register_upstream, call_to_pbx, message_to_pbx)",
         "C-rules 1 (plain_rtp)",
         "browsers",
         "sends to sip:192.0.2.10:5060;transport=udp",
+        "20/s per source address, burst 100",
     ):
         assert expected in text, expected
     assert "defaults applied" not in text
@@ -204,3 +309,9 @@ def test_summary_lists_the_defaults_the_loader_applied(minimal: GatewayConfig) -
     assert "defaults applied" in text
     assert "interfaces.sip: none declared" in text
     assert "built from [pbx]" in text
+
+
+def test_summary_says_when_register_floods_are_not_limited(minimal: GatewayConfig) -> None:
+    off = dataclasses.replace(minimal, gateway=GatewaySettings(register_rate_per_source=0))
+    assert "register     no limit per source address" in summarize(off).splitlines()
+    assert "register     20/s per source address, burst 100" in summarize(minimal).splitlines()

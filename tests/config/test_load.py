@@ -15,7 +15,10 @@ from rtcgw.config import (
     ConfigError,
     ConfigProblem,
     ForceSrtp,
+    GatewaySettings,
     InterfaceKind,
+    RegisterCaching,
+    RegisterThrottling,
     Reply,
     RetargetFromCache,
     SrtpKeying,
@@ -325,3 +328,47 @@ def test_listen_port_zero_is_allowed_and_never_clashes() -> None:
     )
     config = load_config_text(text, source="t")
     assert {i.listen.port for i in config.interfaces} == {0}
+
+
+def test_register_flood_limit_defaults() -> None:
+    gateway = load_config_text(MINIMAL, source="t").gateway
+    assert gateway.register_rate_per_source == 20.0
+    assert isinstance(gateway.register_rate_per_source, float)
+    assert gateway.register_burst_per_source == 100
+    assert gateway == GatewaySettings()
+
+
+@pytest.mark.parametrize(
+    ("lines", "rate", "burst"),
+    [
+        ("register_rate_per_source = 2.5\nregister_burst_per_source = 5\n", 2.5, 5),
+        # An integer rate is a rate too; 0 turns the limit off, and the bounds are inclusive.
+        ("register_rate_per_source = 7\n", 7.0, 100),
+        ("register_rate_per_source = 0\nregister_burst_per_source = 1\n", 0.0, 1),
+        ("register_rate_per_source = 100000\nregister_burst_per_source = 1000000\n", 1e5, 10**6),
+    ],
+)
+def test_register_flood_limit_from_the_file(
+    lines: str, rate: float, burst: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text("[gateway]\n" + lines + MINIMAL, encoding="utf-8")
+    gateway = load_config(path).gateway
+    assert gateway.register_rate_per_source == rate
+    assert isinstance(gateway.register_rate_per_source, float)
+    assert gateway.register_burst_per_source == burst
+
+
+def test_register_throttling_takes_expiries_down_to_one_second() -> None:
+    text = BASE + rule(
+        "rtc.a_rules",
+        '{ action = "register_caching" }, '
+        '{ action = "register_throttling", client_expires_s = 1, upstream_expires_s = 1 }, '
+        + ROUTE_PBX,
+    )
+    (only,) = load_config_text(text, source="t").realm("rtc").a_rules
+    assert only.actions[:2] == (
+        RegisterCaching(),
+        RegisterThrottling(client_expires_s=1, upstream_expires_s=1),
+    )
+    assert RegisterThrottling() == RegisterThrottling(client_expires_s=60, upstream_expires_s=3600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from typing import Any
 
@@ -9,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtcgw.config import load_config_text
+from rtcgw.config import GatewaySettings, load_config_text
 from rtcgw.config.render import HEADER, realm_tables, render_toml
+from tests.config.config_snippets import MINIMAL
 
 _keys = st.text(max_size=8)
 _scalars = st.one_of(
@@ -98,3 +100,22 @@ def test_realm_tables_read_back_to_the_realms(repo_root: Any) -> None:
     raw["realms"] = realm_tables(config.realms)
     again = load_config_text(render_toml(raw), source="again", base_dir=repo_root / "examples")
     assert again.realms == config.realms
+    # The rest of the file ([gateway] with its REGISTER limits, listeners, media) too.
+    assert dataclasses.replace(again, source=config.source) == config
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(20.0, 100), (0.0, 1), (0.25, 3), (100000.0, 1000000)])
+def test_gateway_settings_read_back_from_rendered_text(rate: float, burst: int) -> None:
+    raw = tomllib.loads(MINIMAL)
+    raw["gateway"] = {
+        "drain_timeout_s": 2.5,
+        "register_rate_per_source": rate,
+        "register_burst_per_source": burst,
+    }
+    text = render_toml(raw)
+    assert f"register_burst_per_source = {burst}\n" in text
+    gateway = load_config_text(text, source="again").gateway
+    expected = GatewaySettings(
+        drain_timeout_s=2.5, register_rate_per_source=rate, register_burst_per_source=burst
+    )
+    assert gateway == expected
