@@ -18,7 +18,7 @@ import rtcgw
 PACKAGE_DIR = Path(rtcgw.__file__).parent
 # worker/b2bua is runtime by location but sans-IO by design: the worker's trio edge
 # drives it, and its tests run without a network.
-SANS_IO_PACKAGES = ("sip", "sdp", "rules", "media", "worker/b2bua")
+SANS_IO_PACKAGES = ("sip", "sdp", "rules", "media", "registrations", "worker/b2bua")
 FORBIDDEN_IN_SANS_IO = (
     "asyncio",
     "selectors",
