@@ -11,7 +11,9 @@ builds the two realms of the ABC SBC handbook's WebRTC example, the same ones th
   183 -> 180, route to ``pbx``) and ``message_to_pbx`` (MESSAGE: route to ``pbx``).
   C-rule ``webrtc_media`` (INVITE: anchoring with ICE and RTCP feedback, SRTP keyed by
   DTLS, dialog handling).
-- realm ``pbx``: call agent ``pbx`` (the address, on the sip interface). A-rules
+- realm ``pbx``: call agent ``pbx`` (the address, on the sip interface), and, with several
+  sip interfaces, ``pbx_<name>`` on each other one (the same sources, no destination: the
+  PBX may send over TCP what we send it over UDP). A-rules
   ``call_to_browser`` and ``message_to_browser`` (INVITE, MESSAGE: retarget from the
   registration cache, route to ``browsers``). C-rule ``plain_rtp`` (INVITE: force plain
   RTP).
@@ -67,9 +69,14 @@ _WEBRTC_ANCHORING = RtpAnchoring(offer_ice=True, offer_rtcp_feedback=True)
 
 
 def handbook_realms(
-    browser_agents: Sequence[CallAgent], pbx: CallAgent, media: str
+    browser_agents: Sequence[CallAgent],
+    pbx: CallAgent,
+    media: str,
+    *,
+    pbx_elsewhere: Sequence[CallAgent] = (),
 ) -> tuple[Realm, Realm]:
-    """The handbook's two realms around the given call agents (see the module docstring)."""
+    """The handbook's two realms around the given call agents (see the module docstring);
+    ``pbx_elsewhere`` are the PBX's agents on the other sip interfaces."""
     browsers = browser_agents[0]
     rtc = Realm(
         name=browsers.realm,
@@ -108,7 +115,7 @@ def handbook_realms(
     pbx_realm = Realm(
         name=pbx.realm,
         media=media,
-        call_agents=(pbx,),
+        call_agents=(pbx, *pbx_elsewhere),
         a_rules=(
             ARule(
                 name="call_to_browser",
@@ -179,7 +186,14 @@ def pbx_realms(
         sources=sources,
         destination=destination,
     )
-    return handbook_realms(browsers, pbx, media)
+    # A PBX may send over another transport than the one we send on (RFC 3261 18.1.1: a
+    # large request goes over TCP), so its sources belong to it on every sip interface.
+    elsewhere = [
+        CallAgent(name=f"{PBX_AGENT}_{i.name}", realm=PBX_REALM, interface=i.name, sources=sources)
+        for i in sips
+        if i is not sip
+    ]
+    return handbook_realms(browsers, pbx, media, pbx_elsewhere=elsewhere)
 
 
 def _pbx_interface(sips: Sequence[Interface], address: str | None) -> Interface | None:

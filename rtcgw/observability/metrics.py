@@ -31,6 +31,8 @@ __all__ = [
     "CALLS_ACTIVE",
     "CALLS_TOTAL",
     "MULTIPROC_ENV",
+    "REGISTER_REQUESTS",
+    "REGISTRATIONS_ACTIVE",
     "SIP_MESSAGES_DROPPED",
     "SIP_REQUESTS_REJECTED",
     "SIP_STREAM_ERRORS",
@@ -38,6 +40,7 @@ __all__ = [
     "WORKERS_UP",
     "WORKER_RESTARTS",
     "DropReason",
+    "RegisterOutcome",
     "StreamError",
     "WebSocketClose",
     "drop_reason_of",
@@ -59,6 +62,14 @@ class DropReason(enum.Enum):
     INVALID = "invalid"  #: parsed, but broke a protocol rule (worker)
     STRAY = "stray"  #: an ACK or response matching no dialog or transaction (worker)
     OTHER = "other"  #: any other reason a worker gives
+
+
+class RegisterOutcome(enum.Enum):
+    """What became of a client's REGISTER."""
+
+    FORWARDED = "forwarded"  #: sent on to the registrar (worker)
+    ABSORBED = "absorbed"  #: a refresh answered from the registration cache (worker)
+    RATE_LIMITED = "rate_limited"  #: over its source's flood limit: 503 (supervisor)
 
 
 class WebSocketClose(enum.Enum):
@@ -117,6 +128,16 @@ CALLS_TOTAL = Counter(
     "Calls ended, by who placed them and why they ended",
     ["direction", "reason"],
 )
+REGISTER_REQUESTS = Counter(
+    "rtcgw_register_requests",
+    "REGISTER requests from clients, by what became of them",
+    ["outcome"],
+)
+REGISTRATIONS_ACTIVE = Gauge(
+    "rtcgw_registrations_active",
+    "Client bindings in the registration cache (the supervisor's)",
+    multiprocess_mode="livesum",
+)
 
 # The fixed label values show as 0 before their first event, so a rate() has a start.
 for _reason in DropReason:
@@ -125,6 +146,8 @@ for _close in WebSocketClose:
     WEBSOCKET_CLOSED.labels(_close.value)
 for _error in StreamError:
     SIP_STREAM_ERRORS.labels(_error.value)
+for _outcome in RegisterOutcome:
+    REGISTER_REQUESTS.labels(_outcome.value)
 
 _WORKER_DROP_REASONS = {
     "unparseable": DropReason.UNPARSEABLE,

@@ -3,8 +3,15 @@
 It binds every listener of the configuration once, starts N workers, and from then on
 only moves messages: a received SIP message goes to the worker ``Dispatcher`` picks; a
 worker's ``SipOut`` goes to the connection it names (or, for TCP/TLS toward a peer with no
-connection yet, to a new one); a worker's ``BindingReport`` updates the binding map, which
-is pushed to every worker so that lookups are local reads. It never runs call logic.
+connection yet, to a new one). It never runs call logic.
+
+Registrations (DESIGN.md section 1): the supervisor holds the authoritative registration
+cache and is its single writer. A worker's ``BindingReport`` changes it; bindings go when
+their connection closes or their client stops refreshing (``expire`` at the cache's next
+expiry). Every change is pushed to every worker as ``BindingChanged``, so lookups are local
+reads; a removal for "connection closed" or "expired" also tells the worker that registered
+the alias to unregister it upstream. REGISTERs over a source address's flood limit are
+answered 503 with Retry-After here, before any worker sees them.
 
 Stopping: the first SIGTERM or SIGINT stops accepting, asks every worker to stop and
 waits up to ``gateway.drain_timeout_s`` (at most ``_STOP_GRACE_MAX_S``) before killing
@@ -22,7 +29,17 @@ import trio
 
 from rtcgw.config import GatewayConfig, HostPort, Interface, InterfaceKind
 from rtcgw.observability.logging import get_logger
-from rtcgw.observability.metrics import SIP_MESSAGES_DROPPED, DropReason
+from rtcgw.observability.metrics import (
+    REGISTER_REQUESTS,
+    REGISTRATIONS_ACTIVE,
+    SIP_MESSAGES_DROPPED,
+    DropReason,
+    RegisterOutcome,
+)
+from rtcgw.registrations import Binding, MemoryCache, SourceRateLimiter
+from rtcgw.sip.errors import SipParseError
+from rtcgw.sip.message import Header, Request, make_response
+from rtcgw.sip.parse import parse_message
 from rtcgw.sip.transport import Peer, Transport
 from rtcgw.supervisor.connections import Connection, ConnectionTable
 from rtcgw.supervisor.dispatch import Dispatcher
@@ -76,7 +93,10 @@ class Supervisor:
         self.workers: list[WorkerSlot] = []
         self._worker_args = worker_args
         self._dispatcher = Dispatcher(worker_count)
-        self._bindings: dict[str, BindingChanged] = {}
+        self.registrations = MemoryCache()
+        self._register_limit = SourceRateLimiter(
+            config.gateway.register_rate_per_source, config.gateway.register_burst_per_source
+        )
         self._udp: dict[str, trio.socket.SocketType] = {}
         self._stop = trio.Event()
         self._announced = False
@@ -128,6 +148,7 @@ class Supervisor:
                 ]
                 for slot in self.workers:
                     nursery.start_soon(slot.run)
+                nursery.start_soon(self._expire_bindings)
                 task_status.started(self._listeners)
                 await self._stop.wait()
                 log.info("gateway.stopping", workers=self.worker_count)
@@ -175,6 +196,11 @@ class Supervisor:
 
     async def inbound(self, data: bytes, interface: str, source: Peer) -> None:
         """Dispatch one received SIP message to its worker (dropped if there is none)."""
+        if data.startswith(b"REGISTER ") and not self._register_limit.allow(
+            source.host, trio.current_time()
+        ):
+            await self._refuse_register(data, interface, source)
+            return
         index = self._dispatcher.worker_for(data)
         if index is None:
             SIP_MESSAGES_DROPPED.labels(DropReason.NO_CALL_ID.value).inc()
@@ -184,20 +210,69 @@ class Supervisor:
             SIP_MESSAGES_DROPPED.labels(DropReason.WORKER_DOWN.value).inc()
             log.warning("sip.dropped", reason="worker down", worker=index, source=source.host)
 
+    async def _refuse_register(self, data: bytes, interface: str, source: Peer) -> None:
+        """503 with Retry-After for a REGISTER over its source's flood limit (RFC 3261
+        21.5.4: the client may retry after that many seconds)."""
+        REGISTER_REQUESTS.labels(RegisterOutcome.RATE_LIMITED.value).inc()
+        try:
+            request = parse_message(data)
+        except SipParseError:
+            return
+        if not isinstance(request, Request):
+            return
+        retry = self._register_limit.retry_after_s(source.host, trio.current_time())
+        response = make_response(
+            request,
+            503,
+            "Too Many Registrations",
+            headers=(Header("Retry-After", str(retry)),),
+        )
+        log.info(
+            "register.rate_limited",
+            call_id=request.call_id,
+            source=source.host,
+            retry_after_s=retry,
+        )
+        await self._send_out(SipOut.to(source, interface, bytes(response)))
+
     async def connection_closed(self, connection: Connection, reason: str) -> None:
         """A connection ended: drop its bindings and tell every worker."""
         cid = connection.connection_id
-        for user, binding in list(self._bindings.items()):
-            if binding.connection_id == cid:
-                del self._bindings[user]
-                await self._broadcast(_removed(binding))
+        for binding in self.registrations.remove_connection(cid, "connection closed"):
+            await self._publish(binding, removed=True, reason="connection closed")
         await self._broadcast(ConnectionClosed(cid, reason))
+
+    async def _expire_bindings(self) -> None:
+        """Drop bindings whose client stopped refreshing, at the cache's next expiry."""
+        while True:
+            deadline = self.registrations.next_expiry()
+            await trio.sleep_until(trio.current_time() + 1.0 if deadline is None else deadline)
+            for binding in self.registrations.expire(trio.current_time(), "expired"):
+                await self._publish(binding, removed=True, reason="expired")
+
+    async def _publish(self, binding: Binding, *, removed: bool, reason: str) -> None:
+        """Tell every worker of a change of the cache, and log it with the Call-ID."""
+        REGISTRATIONS_ACTIVE.set(len(self.registrations))
+        log.info(
+            "binding.changed",
+            call_id=binding.call_id,
+            user=binding.user,
+            aor=binding.aor,
+            contact=binding.contact,
+            alias=binding.alias,
+            connection=binding.connection_id,
+            removed=removed,
+            reason=reason,
+        )
+        now = trio.current_time()
+        await self._broadcast(BindingChanged.of(binding, now, removed=removed, reason=reason))
 
     # -- from the workers --------------------------------------------------------------------
 
     async def _worker_ready(self, slot: WorkerSlot) -> None:
-        for binding in self._bindings.values():
-            await slot.send(binding)
+        now = trio.current_time()
+        for binding in list(self.registrations):
+            await slot.send(BindingChanged.of(binding, now, removed=False, reason="registered"))
         if not self._announced and all(w.ready for w in self.workers):
             self._announced = True
             listeners = [
@@ -225,25 +300,23 @@ class Supervisor:
             log.debug("ipc.message", worker=slot.index, kind=type(message).__name__)
 
     async def _binding(self, report: BindingReport) -> None:
-        change = BindingChanged(
-            report.user,
-            report.connection_id,
-            report.transport,
-            report.host,
-            report.port,
-            report.contact,
-            report.expires_s,
-        )
-        live = report.expires_s > 0 and (
-            report.connection_id is None or self.connections.get(report.connection_id) is not None
-        )
-        if live:
-            self._bindings[report.user] = change
-        else:
-            self._bindings.pop(report.user, None)
-            change = _removed(change)
-        log.info("binding.changed", user=report.user, connection=report.connection_id, live=live)
-        await self._broadcast(change)
+        try:
+            binding = report.binding(trio.current_time())
+        except ValueError as exc:
+            log.warning("binding.invalid", call_id=report.call_id, error=str(exc))
+            return
+        if report.removed:
+            if self.registrations.remove(binding.key, report.reason) is not None:
+                await self._publish(binding, removed=True, reason=report.reason)
+            return
+        if self.connections.get(binding.connection_id) is None:
+            # The client left while its REGISTER was upstream: publish the removal so
+            # that the worker that registered the alias takes it back.
+            self.registrations.remove(binding.key, "connection closed")
+            await self._publish(binding, removed=True, reason="connection closed")
+            return
+        self.registrations.put(binding, report.reason)
+        await self._publish(binding, removed=False, reason=report.reason)
 
     async def _broadcast(self, message: IpcMessage) -> None:
         for slot in self.workers:
@@ -302,12 +375,6 @@ async def _write(connection: Connection, data: bytes) -> None:
         log.info("sip.out.failed", connection=connection.connection_id, error=str(exc))
     except Exception as exc:
         log.info("sip.out.failed", connection=connection.connection_id, error=repr(exc))
-
-
-def _removed(binding: BindingChanged) -> BindingChanged:
-    return BindingChanged(
-        binding.user, None, binding.transport, binding.host, binding.port, binding.contact, 0
-    )
 
 
 def _is_udp(interface: Interface) -> bool:

@@ -56,8 +56,9 @@ import struct
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Final, TypeAlias, get_args, get_type_hints
+from typing import Any, ClassVar, Final, Self, TypeAlias, get_args, get_type_hints
 
+from rtcgw.registrations import Binding
 from rtcgw.sip.transport import Peer, Transport
 
 __all__ = [
@@ -189,28 +190,103 @@ class ConnectionClosed:
 
 
 @dataclass(frozen=True, slots=True)
-class BindingChanged:
+class _BindingFields:
+    """A registration on the wire: ``rtcgw.registrations.Binding`` field for field, with
+    the expiries as seconds left (the two processes' clocks are not comparable), and
+    whether the change adds/refreshes (``removed`` False) or removes it, and why."""
+
+    aor: str
+    user: str
+    contact: str
+    instance: str | None
+    reg_id: int | None
+    call_id: str
+    connection_id: int
+    transport: str  #: a ``Transport`` value: the client's connection
+    host: str
+    port: int
+    alias: str
+    client_expires_s: float  #: seconds left on the client's binding
+    upstream_expires_s: float  #: seconds left on the registrar's binding of the alias
+    upstream_call_id: str
+    upstream_from_tag: str
+    upstream_cseq: int
+    registrar_transport: str
+    registrar_host: str
+    registrar_port: int
+    registrar_uri: str
+    removed: bool
+    reason: str  #: "registered", "refreshed", "unregistered", "connection closed", ...
+
+    @classmethod
+    def of(cls, binding: Binding, now: float, *, removed: bool, reason: str) -> Self:
+        """``binding`` (times on the sender's clock, which reads ``now``) for the wire."""
+        client_left, upstream_left = binding.remaining(now)
+        return cls(
+            binding.aor,
+            binding.user,
+            binding.contact,
+            binding.instance,
+            binding.reg_id,
+            binding.call_id,
+            binding.connection_id,
+            binding.transport.value,
+            binding.host,
+            binding.port,
+            binding.alias,
+            client_left,
+            upstream_left,
+            binding.upstream_call_id,
+            binding.upstream_from_tag,
+            binding.upstream_cseq,
+            binding.registrar_transport.value,
+            binding.registrar_host,
+            binding.registrar_port,
+            binding.registrar_uri,
+            removed,
+            reason,
+        )
+
+    def binding(self, now: float) -> Binding:
+        """The binding, its times on the receiver's clock, which reads ``now``.
+
+        Raises:
+            ValueError: a transport field names no transport.
+        """
+        return Binding(
+            aor=self.aor,
+            user=self.user,
+            contact=self.contact,
+            instance=self.instance,
+            reg_id=self.reg_id,
+            call_id=self.call_id,
+            connection_id=self.connection_id,
+            transport=Transport(self.transport),
+            host=self.host,
+            port=self.port,
+            alias=self.alias,
+            client_expires_at=now + self.client_expires_s,
+            upstream_expires_at=now + self.upstream_expires_s,
+            upstream_call_id=self.upstream_call_id,
+            upstream_from_tag=self.upstream_from_tag,
+            upstream_cseq=self.upstream_cseq,
+            registrar_transport=Transport(self.registrar_transport),
+            registrar_host=self.registrar_host,
+            registrar_port=self.registrar_port,
+            registrar_uri=self.registrar_uri,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BindingChanged(_BindingFields):
     """Supervisor -> all workers: the registration cache changed (DESIGN.md section 1).
 
-    A binding is removed when ``connection_id`` is None or ``expires_s`` is 0; see
-    ``removed``.
+    Workers apply it to their mirror; on a removal for "connection closed" or "expired",
+    the worker that registered the alias unregisters it upstream.
     """
 
     KIND: ClassVar[str] = "binding_changed"
     DIRECTION: ClassVar[Direction] = Direction.TO_WORKER
-
-    user: str  #: the address-of-record's user part (the alias)
-    connection_id: int | None  #: the connection the contact is reached on
-    transport: str  #: a ``Transport`` value
-    host: str
-    port: int
-    contact: str  #: the Contact URI as registered
-    expires_s: int  #: seconds left on the binding
-
-    @property
-    def removed(self) -> bool:
-        """True if this change removes the binding."""
-        return self.connection_id is None or self.expires_s == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,40 +362,15 @@ class SipOut:
 
 
 @dataclass(frozen=True, slots=True)
-class BindingReport:
-    """Worker -> supervisor: a REGISTER accepted, refreshed or removed a binding.
+class BindingReport(_BindingFields):
+    """Worker -> supervisor: a REGISTER added, refreshed or removed a binding.
 
-    Same fields and meaning as ``BindingChanged``; the supervisor is the single writer of
-    the cache and answers by pushing ``BindingChanged`` to every worker.
+    The supervisor is the single writer of the cache and answers by pushing
+    ``BindingChanged`` to every worker.
     """
 
     KIND: ClassVar[str] = "binding_report"
     DIRECTION: ClassVar[Direction] = Direction.TO_SUPERVISOR
-
-    user: str
-    connection_id: int | None
-    transport: str
-    host: str
-    port: int
-    contact: str
-    expires_s: int
-
-    @property
-    def removed(self) -> bool:
-        """True if this report removes the binding."""
-        return self.connection_id is None or self.expires_s == 0
-
-    def as_change(self) -> BindingChanged:
-        """The ``BindingChanged`` that publishes this report unchanged."""
-        return BindingChanged(
-            self.user,
-            self.connection_id,
-            self.transport,
-            self.host,
-            self.port,
-            self.contact,
-            self.expires_s,
-        )
 
 
 @dataclass(frozen=True, slots=True)

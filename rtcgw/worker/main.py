@@ -26,8 +26,10 @@ import trio
 
 from rtcgw.observability import metrics
 from rtcgw.observability.logging import LogFormat, configure_logging, get_logger
+from rtcgw.registrations import MemoryCache
+from rtcgw.rules import CompiledRules
 from rtcgw.sip.events import Outgoing
-from rtcgw.sip.transport import Peer, Transport
+from rtcgw.sip.transport import Transport
 from rtcgw.supervisor.channel import IpcChannel
 from rtcgw.supervisor.ipc import (
     BindingChanged,
@@ -47,12 +49,12 @@ from rtcgw.supervisor.ipc import (
 )
 from rtcgw.worker.b2bua import (
     B2bua,
-    Binding,
     BindingReported,
     CallEnded,
     CallStarted,
     MessageDropped,
     Output,
+    RegisterHandled,
     RequestRejected,
 )
 from rtcgw.worker.boot import WorkerBoot
@@ -78,16 +80,12 @@ class WorkerRuntime:
         ipc: IpcChannel,
         udp: dict[str, trio.socket.SocketType],
         boot: WorkerBoot,
-        bindings: dict[str, Binding],
     ) -> None:
         self.index = index
         self.core = core
         self._ipc = ipc
         self._udp = udp
-        self._bindings = bindings
         self._interfaces = {b.transport: b.interface for b in boot.listeners}
-        # The peer behind each connection this worker has heard from, for binding reports.
-        self._peers: dict[int, Peer] = {}
         # Each call's direction from its CallStarted, for the CallEnded metric's label.
         self._directions: dict[str, str] = {}
 
@@ -126,15 +124,14 @@ class WorkerRuntime:
     async def _handle(self, message: IpcMessage) -> None:
         now = trio.current_time()
         if isinstance(message, SipIn):
-            peer = message.peer
-            if peer.connection_id is not None:
-                self._peers[peer.connection_id] = peer
-            await self._emit(self.core.receive_bytes(message.data, peer, now))
+            output = self.core.receive_bytes(
+                message.data, message.peer, now, interface=message.interface
+            )
+            await self._emit(output)
         elif isinstance(message, ConnectionClosed):
-            self._peers.pop(message.connection_id, None)
             await self._emit(self.core.connection_closed(message.connection_id, now))
         elif isinstance(message, BindingChanged):
-            self._binding_changed(message)
+            await self._binding_changed(message, now)
         elif isinstance(message, Ping):
             await self._ipc.send(Pong(message.seq, self.core.active_calls))
         elif isinstance(message, Drain):
@@ -142,18 +139,19 @@ class WorkerRuntime:
         else:
             log.warning("ipc.unexpected", worker=self.index, kind=type(message).__name__)
 
-    def _binding_changed(self, change: BindingChanged) -> None:
-        if change.connection_id is None or change.expires_s <= 0:
-            self._bindings.pop(change.user, None)
+    async def _binding_changed(self, change: BindingChanged, now: float) -> None:
+        """Mirror the supervisor's cache; unregister upstream what it dropped for good."""
+        try:
+            binding = change.binding(now)
+        except ValueError as exc:
+            log.warning("binding.invalid", worker=self.index, error=str(exc))
             return
-        self._bindings[change.user] = Binding(
-            user=change.user,
-            connection_id=change.connection_id,
-            transport=Transport(change.transport),
-            host=change.host,
-            port=change.port,
-            contact=change.contact,
-        )
+        cache = self.core.registrations
+        if change.removed:
+            cache.remove(binding.key, change.reason)
+            await self._emit(self.core.binding_removed(binding, change.reason, now))
+        else:
+            cache.put(binding, change.reason)
 
     async def _emit(self, output: Output) -> None:
         for notice in output.notices:
@@ -177,23 +175,14 @@ class WorkerRuntime:
         elif isinstance(notice, CallEnded):
             direction = self._directions.pop(notice.call_id, "unknown")
             metrics.CALLS_TOTAL.labels(direction, notice.reason.value).inc()
+        elif isinstance(notice, RegisterHandled):
+            metrics.REGISTER_REQUESTS.labels(notice.outcome.value).inc()
 
     async def _report(self, notice: BindingReported) -> None:
-        peer = self._peers.get(notice.connection_id)
-        if peer is None:
-            log.info("binding.dropped", reason="connection gone", call_id=notice.call_id)
-            return
-        await self._ipc.send(
-            BindingReport(
-                notice.user,
-                notice.connection_id,
-                peer.transport.value,
-                peer.host,
-                peer.port,
-                notice.contact,
-                notice.expires_s,
-            )
+        report = BindingReport.of(
+            notice.binding, trio.current_time(), removed=notice.removed, reason=notice.reason
         )
+        await self._ipc.send(report)
 
     async def _send(self, outgoing: Outgoing) -> None:
         peer = outgoing.destination
@@ -215,7 +204,18 @@ def _log_notice(worker: int, notice: object) -> None:
     name = type(notice).__name__
     event = "b2bua." + "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
     values: dict[str, object] = {}
-    if is_dataclass(notice):
+    if isinstance(notice, BindingReported):
+        binding = notice.binding
+        values = {
+            "call_id": binding.call_id,
+            "aor": binding.aor,
+            "contact": binding.contact,
+            "alias": binding.alias,
+            "connection_id": binding.connection_id,
+            "removed": notice.removed,
+            "reason": notice.reason,
+        }
+    elif is_dataclass(notice):
         for f in fields(notice):
             value = getattr(notice, f.name)
             values[f.name] = value.value if hasattr(value, "value") else value
@@ -235,9 +235,9 @@ async def _serve(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         log.error("worker.boot_failed", worker=args.index, reason=str(exc))
         return EXIT_BOOT_FAILED
-    bindings: dict[str, Binding] = {}
-    core = B2bua(settings, shard=args.index, bindings=bindings.get)
-    runtime = WorkerRuntime(args.index, core, ipc=ipc, udp=udp, boot=boot, bindings=bindings)
+    rules = CompiledRules.from_config(boot.config)
+    core = B2bua(settings, shard=args.index, rules=rules, registrations=MemoryCache())
+    runtime = WorkerRuntime(args.index, core, ipc=ipc, udp=udp, boot=boot)
     await ipc.send(Ready(args.index, os.getpid()))
     try:
         await runtime.run()

@@ -1,9 +1,9 @@
 """The B2BUA's settings, derived from the configuration snapshot and the bound listeners.
 
-Until the rules engine decides routes, calls from WebSocket clients go to the first call
-agent that has a destination (the PBX of the ``[pbx]`` shorthand). A listener bound to a
-wildcard address advertises the local address of the route toward that PBX, which is what
-the PBX can send back to.
+Each transport's address is the first listener of that transport. A listener bound to a
+wildcard address advertises the local address of the route toward the first call agent
+with a destination on that transport (what that peer can send back to), or toward any
+destination when none uses the transport.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from rtcgw.sip.transport import Peer, Transport
+from rtcgw.sip.transport import Transport
 from rtcgw.worker.b2bua import B2buaSettings, LocalAddress
 from rtcgw.worker.boot import WorkerBoot
 
@@ -35,24 +35,30 @@ def b2bua_settings(boot: WorkerBoot) -> B2buaSettings:
     """Settings for the worker's B2BUA.
 
     Raises:
-        ValueError: no call agent has a destination, so calls would have nowhere to go.
+        ValueError: the configuration binds no listener.
     """
-    config = boot.config
-    agent = next(
-        (a for realm in config.realms for a in realm.call_agents if a.destination is not None),
-        None,
-    )
-    if agent is None or agent.destination is None:
-        raise ValueError("no call agent has a destination: calls from clients cannot be routed")
-    destination = agent.destination
-    port = destination.port or _DEFAULT_PORTS.get(destination.transport, 5060)
-    pbx = Peer(destination.transport, destination.host, port)
+    destinations = [
+        agent.destination
+        for realm in boot.config.realms
+        for agent in realm.call_agents
+        if agent.destination is not None
+    ]
     local: dict[Transport, LocalAddress] = {}
     for listener in boot.listeners:
         if listener.transport in local:
             continue
         host = listener.host
         if ipaddress.ip_address(host).is_unspecified:
-            host = facing_address(destination.host, port, ipv6=":" in host)
+            toward = next(
+                (d for d in destinations if d.transport is listener.transport),
+                destinations[0] if destinations else None,
+            )
+            if toward is None:
+                host = "::1" if ":" in host else "127.0.0.1"
+            else:
+                port = toward.port or _DEFAULT_PORTS.get(toward.transport, 5060)
+                host = facing_address(toward.host, port, ipv6=":" in host)
         local[listener.transport] = LocalAddress(host, listener.port)
-    return B2buaSettings(local=local, pbx=pbx, pbx_domain=destination.host)
+    if not local:
+        raise ValueError("the configuration binds no listener: the B2BUA has no address")
+    return B2buaSettings(local=local)

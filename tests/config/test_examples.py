@@ -16,6 +16,7 @@ from rtcgw import cli
 from rtcgw.config import (
     AllSources,
     ARule,
+    CallAgent,
     CRule,
     Destination,
     DialogHandling,
@@ -214,6 +215,16 @@ def _as_run_would_have_it(realm: Realm, media: str, interfaces: dict[str, str]) 
                 sources=(ip_network("198.51.100.7/32"),),
             )
         agents.append(moved)
+        if agent.name == "pbx":
+            # rtcgw run listens on tcp too; the PBX may send over it (RFC 3261 18.1.1).
+            agents.append(
+                CallAgent(
+                    name="pbx_sip_tcp",
+                    realm="pbx",
+                    interface="sip_tcp",
+                    sources=(ip_network("198.51.100.7/32"),),
+                )
+            )
     return dataclasses.replace(realm, media=media, call_agents=tuple(agents))
 
 

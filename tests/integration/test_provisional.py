@@ -38,7 +38,9 @@ def no_100rel(message: Request | Response) -> None:
         assert "100rel" not in message.option_tags(name), (name, message)
 
 
-async def test_pbx_early_media_183_reaches_the_browser() -> None:
+async def test_pbx_early_media_183_reaches_the_browser_as_ringing() -> None:
+    # The handbook's call_to_pbx rule has mediate_183_to_180: the browser gets 180 Ringing
+    # without SDP and plays its own ringback; the PBX's SDP arrives with the 200.
     pbx_port = free_udp_port()
     with trio.fail_after(30):
         sipp = await start_scenario("uas_early_media", "-p", str(pbx_port))
@@ -47,11 +49,11 @@ async def test_pbx_early_media_183_reaches_the_browser() -> None:
             browser(gateway.address("WS"), "alice") as alice,
         ):
             call, ok = await alice.invite("bob", sdp=sdp("browser-offer"))
-            assert [r.status for r in call.responses] == [100, 183, 200]
+            assert [r.status for r in call.responses] == [100, 180, 200]
             progress = call.responses[1]
-            assert progress.content_type == "application/sdp"
-            assert progress.body == PBX_EARLY_SDP  # SDP passes unchanged at this stage
+            assert progress.reason == "Ringing" and progress.body == b""
             assert progress.call_id == call.call_id
+            assert ok.body == PBX_EARLY_SDP  # SDP passes unchanged at this stage
             assert ok.status == 200 and session_name(ok) == "pbx-early"
             # The early dialog and the confirmed one are the same on the browser's leg.
             assert progress.to_tag is not None and progress.to_tag == ok.to_tag

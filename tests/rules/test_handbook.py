@@ -28,8 +28,9 @@ def test_browser_invite_goes_to_the_pbx_as_plain_rtp(rules: CompiledRules) -> No
     )
     assert decision.source_dialog_handling and not decision.destination_dialog_handling
     assert decision.destination_media == MediaPolicy(force_rtp=True)
+    assert decision.mediate_183_to_180  # 183s from the PBX reach the browser as 180
     assert decision.reason() == (
-        "rtc/a:call_to_pbx -> rtp_anchoring, dialog_handling, route pbx; "
+        "rtc/a:call_to_pbx -> rtp_anchoring, dialog_handling, mediate_183_to_180, route pbx; "
         "pbx/c:plain_rtp -> force_rtp"
     )
 
@@ -48,7 +49,7 @@ def test_pbx_invite_to_a_registered_user_is_retargeted_to_the_browser(
     assert decision.destination_agent.name == "browsers"
     assert decision.destination_media.force_srtp is SrtpKeying.DTLS
     assert decision.destination_media.offer_ice and decision.destination_dialog_handling
-    assert decision.mediate_183_to_180
+    assert not decision.mediate_183_to_180  # the browser is called: no 183 goes toward it
     assert [str(hit).split(" ->")[0] for hit in decision.trace] == [
         "pbx/a:call_to_browser",
         "rtc/c:webrtc_media",
@@ -88,6 +89,6 @@ def test_request_from_an_unknown_source_on_the_sip_interface_has_no_call_agent(
 
 
 def test_a_method_no_rule_covers_is_not_routed(rules: CompiledRules) -> None:
-    decision = decide(rules, facts("MESSAGE", interface="wss"))
+    decision = decide(rules, facts("SUBSCRIBE", interface="wss"))
     assert decision.source_realm == "rtc" and decision.trace == ()
     assert decision.destination_agent is None and decision.reply is None

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rtcgw.registrations import Binding
 from rtcgw.sip.transport import Peer, Transport
 from rtcgw.supervisor.ipc import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -47,23 +48,50 @@ INVITE = (
     b"Call-ID: a84b4c76e66710\r\nContent-Length: 0\r\n\r\n"
 )
 
+#: A registration as a worker reports it (times on the worker's clock, which reads 100).
+BINDING = Binding(
+    aor="alice@example.com",
+    user="alice",
+    contact="sip:a@df7j.invalid;transport=ws",
+    instance='"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>"',
+    reg_id=1,
+    call_id="jssip-reg-1",
+    connection_id=17,
+    transport=Transport.WSS,
+    host="203.0.113.7",
+    port=49152,
+    alias="sip:alice-0123456789@192.0.2.1:5060",
+    client_expires_at=160.0,
+    upstream_expires_at=3700.0,
+    upstream_call_id="r1-0123456789abcdef01234567",
+    upstream_from_tag="0123456789abcdef-r1",
+    upstream_cseq=4,
+    registrar_transport=Transport.UDP,
+    registrar_host="192.0.2.10",
+    registrar_port=5060,
+    registrar_uri="sip:example.com",
+)
+
 #: One example of every kind, with every optional field both set and unset somewhere.
 EXAMPLES: list[IpcMessage] = [
     Configure(worker_index=1, worker_count=4, config=b"\x80\x05pickled\x00"),
     SipIn("WSS", "203.0.113.7", 49152, 17, "rtc", INVITE),
     SipIn("UDP", "2001:db8::1", 5060, None, "pbx", b""),
     ConnectionClosed(connection_id=17, reason="peer closed"),
-    BindingChanged(
-        "alice", 17, "WSS", "203.0.113.7", 49152, "sip:a@df7j.invalid;transport=ws", 600
+    BindingChanged.of(BINDING, 100.0, removed=False, reason="registered"),
+    BindingChanged.of(
+        dataclasses.replace(BINDING, instance=None, reg_id=None),
+        100.0,
+        removed=True,
+        reason="connection closed",
     ),
-    BindingChanged("alice", None, "WSS", "203.0.113.7", 49152, "sip:a@df7j.invalid", 0),
     Drain(deadline_s=30.5),
     Stop(),
     Ping(seq=0),
     Ready(worker_index=3, pid=4242),
     SipOut("UDP", "192.0.2.10", 5060, None, "pbx", INVITE),
     SipOut("WS", "198.51.100.1", 80, 9, "rtc", b"\x00\xff binary"),
-    BindingReport("bob", 9, "WS", "198.51.100.1", 80, "sip:b@x.invalid;transport=ws", 3600),
+    BindingReport.of(BINDING, 100.0, removed=False, reason="refreshed"),
     Pong(seq=2**40, active_calls=0),
     Stopped(worker_index=0),
 ]
@@ -294,14 +322,25 @@ def test_peer_helpers() -> None:
     assert outbound.peer == Peer(Transport.UDP, "192.0.2.1", 5060, None)
 
 
-def test_binding_removed_and_as_change() -> None:
-    report = BindingReport("alice", 3, "WS", "h", 80, "sip:a@h", 60)
-    assert not report.removed
-    change = report.as_change()
-    assert change == BindingChanged("alice", 3, "WS", "h", 80, "sip:a@h", 60)
-    assert not change.removed
-    assert dataclasses.replace(report, expires_s=0).removed
-    assert dataclasses.replace(change, connection_id=None).removed
+def test_binding_crosses_as_seconds_left_and_lands_on_the_receivers_clock() -> None:
+    report = BindingReport.of(BINDING, 100.0, removed=False, reason="registered")
+    assert (report.client_expires_s, report.upstream_expires_s) == (60.0, 3600.0)
+    assert (report.transport, report.registrar_transport) == ("WSS", "UDP")
+    (decoded,) = decode_all(encode(report))
+    assert isinstance(decoded, BindingReport)
+    # The supervisor's clock reads 5000 when the report arrives.
+    assert decoded.binding(5000.0) == BINDING.shifted(4900.0)
+    change = BindingChanged.of(decoded.binding(5000.0), 5000.0, removed=True, reason="expired")
+    assert change.removed and change.reason == "expired"
+    assert change.binding(7.0) == BINDING.shifted(-93.0)
+
+
+def test_binding_with_an_unknown_transport_is_refused_at_the_wire() -> None:
+    bad = dataclasses.replace(
+        BindingReport.of(BINDING, 0.0, removed=False, reason="x"), transport="SCTP"
+    )
+    with pytest.raises(IpcEncodeError, match="transport"):
+        encode(bad)
 
 
 # -- encode errors -----------------------------------------------------------------------

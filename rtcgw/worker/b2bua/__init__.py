@@ -4,9 +4,10 @@
 notices for logs and metrics (``Output``). Each call has two legs with their own
 Call-ID, tags, CSeq, Via and Contact (topology hiding: the SIP side never sees a client's
 Via, Contact or ``.invalid`` host; a client never sees the PBX's Vias or Record-Routes).
-Calls from WebSocket clients go to ``settings.pbx``; calls from the SIP side go to the
-client ``bindings(user)`` names, over its connection. REGISTERs from clients are relayed
-to the PBX with an alias Contact (``register``).
+Every out-of-dialog request is routed by the configuration's rules (``routing``): to a
+call agent's next hop, or, retargeted from the registration cache, to a client's
+connection. REGISTERs from clients are cached and throttled, and relayed upstream with an
+alias Contact (``register``).
 
 100rel (RFC 3262), the choice: rtcgw never relays reliable provisional responses. JsSIP
 and SIP.js do not do 100rel, so ``100rel`` is removed from Supported and Require toward
@@ -17,8 +18,7 @@ an INVITE that *requires* 100rel is answered 420 with ``Unsupported: 100rel``.
 
 Session timers (RFC 4028) run per leg (``session_timer``); the SDP goes through one seam
 (``seam.SdpSeam``). Out-of-dialog MESSAGE is relayed both ways (``message``). Not done
-yet: out-of-dialog SUBSCRIBE (405), 3xx recursion (relayed as is), 422 retries,
-unregistering a closed connection's bindings upstream.
+yet: out-of-dialog SUBSCRIBE (405), 3xx recursion (relayed as is), 422 retries.
 """
 
 from rtcgw.sip.events import Outgoing
@@ -34,16 +34,17 @@ from rtcgw.worker.b2bua.events import (
     MessageDropped,
     Notice,
     Output,
+    RegisterHandled,
+    RegisterOutcome,
     RequestRejected,
+    RouteDecided,
 )
 from rtcgw.worker.b2bua.seam import LegSide, PassThroughSdp, SdpSeam
-from rtcgw.worker.b2bua.settings import B2buaSettings, Binding, BindingLookup, LocalAddress
+from rtcgw.worker.b2bua.settings import B2buaSettings, LocalAddress
 
 __all__ = [
     "B2bua",
     "B2buaSettings",
-    "Binding",
-    "BindingLookup",
     "BindingReported",
     "CallAnswered",
     "CallDirection",
@@ -57,7 +58,10 @@ __all__ = [
     "Outgoing",
     "Output",
     "PassThroughSdp",
+    "RegisterHandled",
+    "RegisterOutcome",
     "RequestRejected",
+    "RouteDecided",
     "SdpSeam",
     "TimerConfig",
 ]

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import final
 
+from rtcgw.rules import Decision
 from rtcgw.sip.errors import LocalProtocolError
 from rtcgw.worker.b2bua.events import CallDirection
 from rtcgw.worker.b2bua.leg import Leg
@@ -107,6 +108,7 @@ class Call:
         late_offer: the caller's INVITE had no SDP: the callee's 2xx carries the offer and
             the B-leg ACK waits for the caller's ACK with the answer.
         end_reported: ``CallEnded`` went out (a cancelled call may wind down later).
+        decision: the rules' decision on the initial INVITE (media policy, 183 -> 180).
     """
 
     call_id: str
@@ -119,6 +121,7 @@ class Call:
     ack_deadline: float | None = None
     late_offer: bool = False
     end_reported: bool = False
+    decision: Decision = field(default_factory=Decision)
 
     def fire(self, trigger: CallTrigger) -> CallState:
         """Apply ``trigger``; returns the new state."""

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from typing import assert_never, final
 
+from rtcgw.config import GatewayConfig
+from rtcgw.registrations import Binding, MemoryCache
+from rtcgw.rules import CompiledRules
 from rtcgw.sip.errors import RemoteProtocolError, SipParseError
 from rtcgw.sip.events import (
     AckReceived,
@@ -54,9 +57,10 @@ from rtcgw.worker.b2bua.in_dialog import (
 )
 from rtcgw.worker.b2bua.invite import hang_up, on_cancel, on_initial_invite, on_invite_response
 from rtcgw.worker.b2bua.message import on_message, on_message_response
-from rtcgw.worker.b2bua.register import on_register, on_register_response
+from rtcgw.worker.b2bua.register import on_register, on_register_response, unregister_upstream
+from rtcgw.worker.b2bua.routing import decide_request
 from rtcgw.worker.b2bua.seam import PassThroughSdp, SdpSeam
-from rtcgw.worker.b2bua.settings import B2buaSettings, BindingLookup
+from rtcgw.worker.b2bua.settings import B2buaSettings
 from rtcgw.worker.b2bua.state import ALLOW, ClientContext, Engine, Purpose
 
 __all__ = ["B2bua"]
@@ -72,9 +76,11 @@ class B2bua:
     """The B2BUA of one worker.
 
     Args:
-        settings: addresses, PBX, session-timer values.
+        settings: our addresses, session-timer values.
         shard: the worker's shard number, in every Call-ID, tag and branch we mint.
-        bindings: the runtime's lookup of a user's WebSocket binding.
+        rules: the configuration whose rules route every out-of-dialog request.
+        registrations: the worker's mirror of the registration cache (the runtime applies
+            the supervisor's changes to it); a fresh empty one by default.
         sdp: the SDP seam; ``PassThroughSdp`` by default.
         timers: T1/T2/T4 of the transaction layer.
     """
@@ -84,12 +90,26 @@ class B2bua:
         settings: B2buaSettings,
         *,
         shard: int,
-        bindings: BindingLookup,
+        rules: CompiledRules | GatewayConfig,
+        registrations: MemoryCache | None = None,
         sdp: SdpSeam | None = None,
         timers: TimerConfig | None = None,
     ) -> None:
         layer = TransactionLayer(timers, shard=shard)
-        self._engine = Engine(settings, shard, layer, sdp or PassThroughSdp(), bindings)
+        compiled = rules if isinstance(rules, CompiledRules) else CompiledRules.from_config(rules)
+        self._engine = Engine(
+            settings,
+            shard,
+            layer,
+            sdp or PassThroughSdp(),
+            rules=compiled,
+            registrations=MemoryCache() if registrations is None else registrations,
+        )
+
+    @property
+    def registrations(self) -> MemoryCache:
+        """The mirror of the registration cache this B2BUA reads."""
+        return self._engine.registrations
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -111,14 +131,16 @@ class B2bua:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def receive_bytes(self, data: bytes, source: Peer, now: float) -> Output:
-        """Take one whole SIP message (a datagram, a WebSocket message, a framed message).
+    def receive_bytes(self, data: bytes, source: Peer, now: float, *, interface: str) -> Output:
+        """Take one whole SIP message (a datagram, a WebSocket message, a framed message)
+        received from ``source`` on the configured interface named ``interface``.
 
         Returns:
             The messages to send and the notices; see the module docstring, Rule 3.
         """
         engine = self._engine
         engine.begin(now)
+        engine.interface = interface
         try:
             message = parse_message(data)
         except SipParseError as exc:
@@ -149,9 +171,17 @@ class B2bua:
             del engine.auth_memos[memo_key]
         return engine.output()
 
+    def binding_removed(self, binding: Binding, reason: str, now: float) -> Output:
+        """The cache dropped ``binding`` (its connection closed, it expired): unregister
+        it upstream if this worker registered it."""
+        engine = self._engine
+        engine.begin(now)
+        unregister_upstream(engine, binding, reason)
+        return engine.output()
+
     def connection_closed(self, connection_id: int, now: float) -> Output:
         """A WebSocket/TCP/TLS connection went away: end the calls that used it, forget
-        the registrations made over it."""
+        the REGISTER relays in progress over it."""
         engine = self._engine
         engine.begin(now)
         engine.absorb(engine.layer.handle_timeout(now))
@@ -161,10 +191,9 @@ class B2bua:
                 if leg.peer.connection_id == connection_id and call in engine.calls:
                     hang_up(engine, call, EndReason.CONNECTION_CLOSED, gone=leg)
                     self._drain()
-        for reg_key in [
-            k for k, r in engine.registrations.items() if r.connection_id == connection_id
-        ]:
-            del engine.registrations[reg_key]
+        in_flight = engine.registrations_in_flight
+        for reg_key in [k for k, r in in_flight.items() if r.connection_id == connection_id]:
+            del in_flight[reg_key]
         return engine.output()
 
     def shutdown(self, now: float) -> Output:
@@ -277,7 +306,24 @@ class B2bua:
         elif method == "MESSAGE":
             on_message(engine, key, request, source)
         elif method == "OPTIONS":
-            # Keep-alive pings (RFC 3261 11.2): answered here, whatever Max-Forwards says.
+            self._on_options(key, request, source)
+        elif method not in KNOWN_METHODS:
+            engine.reject(key, request, 501, headers=(Header("Allow", ALLOW),))
+        elif method in ("BYE", "UPDATE", "PRACK", "INFO", "NOTIFY"):
+            engine.reject(key, request, 481)
+        else:
+            engine.reject(key, request, 405, headers=(Header("Allow", ALLOW),))
+
+    def _on_options(self, key: ServerTransactionKey, request: Request, source: Peer) -> None:
+        """Keep-alive pings (RFC 3261 11.2) are answered here, whatever Max-Forwards
+        says, once the rules admit the source (a ``reply`` rule may answer instead)."""
+        engine = self._engine
+        decision = decide_request(engine, request, source)
+        if decision.source_agent is None:
+            engine.reject(key, request, 403)
+        elif decision.reply is not None:
+            engine.reject(key, request, *decision.reply)
+        else:
             headers = (
                 Header("Allow", ALLOW),
                 Header("Accept", "application/sdp"),
@@ -287,12 +333,6 @@ class B2bua:
             engine.respond(
                 key, make_response(request, 200, to_tag=engine.fresh_tag(), headers=headers)
             )
-        elif method not in KNOWN_METHODS:
-            engine.reject(key, request, 501, headers=(Header("Allow", ALLOW),))
-        elif method in ("BYE", "UPDATE", "PRACK", "INFO", "NOTIFY"):
-            engine.reject(key, request, 481)
-        else:
-            engine.reject(key, request, 405, headers=(Header("Allow", ALLOW),))
 
     def _on_response(
         self, context: ClientContext, response: Response, failed: EndReason | None = None

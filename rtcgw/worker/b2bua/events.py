@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from rtcgw.registrations import Binding
 from rtcgw.sip.events import Outgoing
 
 __all__ = [
@@ -22,7 +23,10 @@ __all__ = [
     "MessageDropped",
     "Notice",
     "Output",
+    "RegisterHandled",
+    "RegisterOutcome",
     "RequestRejected",
+    "RouteDecided",
 ]
 
 
@@ -95,20 +99,59 @@ class MessageDropped:
 
 @dataclass(frozen=True, slots=True)
 class BindingReported:
-    """A WebSocket client's REGISTER got a 2xx from the PBX: the cache must learn it.
+    """A registration changed: the supervisor's cache must learn it (DESIGN.md section 1).
 
-    ``expires_s`` 0 means the binding was removed. ``contact`` is the client's own Contact
-    URI (what ``Binding.contact`` holds); ``call_id`` is the REGISTER's.
+    ``removed`` False: ``binding`` was registered or refreshed; True: it is gone, for
+    ``reason`` ("unregistered", "rejected", ...). Times in ``binding`` are on the B2BUA's
+    clock (the ``now`` it was given).
     """
 
-    user: str
-    connection_id: int
-    contact: str
-    expires_s: int
+    binding: Binding
+    removed: bool
+    reason: str
+
+    @property
+    def call_id(self) -> str:
+        """The client's REGISTER Call-ID."""
+        return self.binding.call_id
+
+
+class RegisterOutcome(enum.Enum):
+    """What became of a client's REGISTER (a bounded label for metrics)."""
+
+    FORWARDED = "forwarded"  #: sent on to the registrar
+    ABSORBED = "absorbed"  #: a refresh answered by the gateway from its cache (throttling)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterHandled:
+    """A client's REGISTER was forwarded upstream or absorbed by throttling."""
+
     call_id: str
+    outcome: RegisterOutcome
 
 
-Notice = CallStarted | CallAnswered | CallEnded | RequestRejected | MessageDropped | BindingReported
+@dataclass(frozen=True, slots=True)
+class RouteDecided:
+    """The rules decided an out-of-dialog request; ``rules`` says which and how."""
+
+    call_id: str
+    method: str
+    source_agent: str | None
+    destination_agent: str | None
+    rules: str
+
+
+Notice = (
+    CallStarted
+    | CallAnswered
+    | CallEnded
+    | RequestRejected
+    | MessageDropped
+    | BindingReported
+    | RegisterHandled
+    | RouteDecided
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ Theory of operation (RFC 3261 sections 13-15, 9):
 
 1. An initial INVITE creates a call: the A-leg answers it at once with 100 Trying, the
    B-leg sends a new INVITE (new Call-ID, tags, CSeq, Via and Contact; Max-Forwards one
-   less) to the PBX (from a client) or to the client's connection found by ``bindings``
-   (from the SIP side; 480 when the user has no binding).
+   less) to where the rules send it (``routing``): a call agent's next hop, or the
+   connection of a client found in the registration cache (retarget_from_cache).
 2. 101-199 from the callee are relayed (the first tagged one creates the A-leg dialog);
    a reliable one (Require: 100rel) is PRACKed on the B-leg and relayed unreliably, and
    its retransmissions are discarded (RFC 3262 section 4).
@@ -32,18 +32,17 @@ from rtcgw.sip.ids import new_call_id, new_tag
 from rtcgw.sip.message import Header, Request, Response, make_response
 from rtcgw.sip.transaction import Role, TransactionState
 from rtcgw.sip.transaction_client import make_cancel
-from rtcgw.sip.transport import Peer, Transport
-from rtcgw.sip.uri import SipUri, Uri, parse_uri
+from rtcgw.sip.transport import Peer
 from rtcgw.worker.b2bua.call import Call, CallState, CallTrigger
 from rtcgw.worker.b2bua.events import CallAnswered, CallDirection, CallStarted, EndReason
 from rtcgw.worker.b2bua.leg import Leg, Retransmission
-from rtcgw.worker.b2bua.relay import copied_headers, option_tags, our_contact, uri_toward_pbx
+from rtcgw.worker.b2bua.relay import copied_headers, option_tags, our_contact
+from rtcgw.worker.b2bua.routing import WEBSOCKET_TRANSPORTS, route
 from rtcgw.worker.b2bua.seam import LegSide
 from rtcgw.worker.b2bua.session_timer import negotiate_as_uac, negotiate_as_uas
 from rtcgw.worker.b2bua.state import AuthMemo, ClientContext, Engine, Purpose, ServerContext
 
 __all__ = [
-    "WEBSOCKET_TRANSPORTS",
     "body_out",
     "hang_up",
     "on_ack",
@@ -53,9 +52,6 @@ __all__ = [
     "outgoing_max_forwards",
     "send_bye",
 ]
-
-#: Transports on which the peer is a WebSocket client.
-WEBSOCKET_TRANSPORTS = frozenset({Transport.WS, Transport.WSS})
 
 SDP = "application/sdp"
 
@@ -109,21 +105,6 @@ def _new_leg(
     )
 
 
-def _target(engine: Engine, request: Request, source: Peer) -> tuple[LegSide, Peer, Uri] | int:
-    """Where the B-leg goes: side, destination and Request-URI, or a status to answer."""
-    if source.transport in WEBSOCKET_TRANSPORTS:
-        return LegSide.SIP, engine.settings.pbx, uri_toward_pbx(request.uri, engine.settings)
-    user = request.uri.user if isinstance(request.uri, SipUri) else None
-    binding = engine.bindings(user) if user else None
-    if binding is None:
-        return 480
-    try:
-        contact = parse_uri(binding.contact)
-    except RemoteProtocolError:
-        return 480
-    return LegSide.CLIENT, binding.peer, contact
-
-
 def on_initial_invite(
     engine: Engine, key: ServerTransactionKey, request: Request, source: Peer
 ) -> None:
@@ -137,12 +118,11 @@ def on_initial_invite(
         # RFC 3262 section 4: we do not send reliable provisionals (package docstring).
         engine.reject(key, request, 420, headers=(Header("Unsupported", "100rel"),))
         return
-    target = _target(engine, request, source)
-    if isinstance(target, int):
-        engine.reject(key, request, target)
+    target = route(engine, key, request, source)
+    if target is None:
         return
-    b_side, destination, ruri = target
-    a_side = LegSide.CLIENT if b_side is LegSide.SIP else LegSide.SIP
+    b_side, destination, ruri = target.side, target.peer, target.uri
+    a_side = LegSide.CLIENT if source.transport in WEBSOCKET_TRANSPORTS else LegSide.SIP
     a = _new_leg(
         engine, a_side, Role.UAS, call_id=request.call_id, tag=engine.fresh_tag(), peer=source
     )
@@ -167,6 +147,7 @@ def on_initial_invite(
     b = _new_leg(engine, b_side, Role.UAC, call_id=b_call_id, tag=b_tag, peer=destination)
     direction = CallDirection.FROM_CLIENT if a_side is LegSide.CLIENT else CallDirection.FROM_SIP
     call = Call(request.call_id, direction, a, b, late_offer=not request.body)
+    call.decision = target.decision
 
     supported = option_tags(request, "Supported")
     headers = [
@@ -217,10 +198,15 @@ def _relay_to_caller(engine: Engine, call: Call, response: Response) -> Response
     headers.append(Header("Server", engine.settings.user_agent))
     offer = call.late_offer and 200 <= status < 300
     body, content_type = body_out(engine, call, a, response, offer=offer)
+    reason = response.reason
+    if status == 183 and call.decision.mediate_183_to_180 and a.side is LegSide.CLIENT:
+        # The early SDP went through the seam above (the gateway's side uses it); the
+        # client gets plain ringing and plays its own ringback.
+        status, reason, body, content_type = 180, "Ringing", b"", None
     relayed = make_response(
         a.invite,
         status,
-        response.reason,
+        reason,
         to_tag=a.local_tag,
         headers=tuple(headers),
         body=body,

@@ -2,11 +2,9 @@
 
 Theory of operation:
 
-1. A MESSAGE from a WebSocket client goes to the PBX (``settings.pbx``) with the
-   Request-URI an INVITE would get (``relay.uri_toward_pbx``); one from the SIP side goes
-   to the client ``bindings(user)`` names, over its connection, with the client's Contact
-   as Request-URI (480 when the user has no binding, 404 when the Request-URI names no
-   user).
+1. A MESSAGE goes where the rules send it (``routing``), as an INVITE would: a call
+   agent's next hop, or, retargeted from the registration cache, the client's connection
+   with the client's Contact as Request-URI.
 2. The relayed request is a new request of ours (topology hiding, as for an INVITE's
    B-leg): new Call-ID, From tag, CSeq and Via with our shard; To, From's URI, the body
    and the end-to-end headers (``relay.copied_headers``: Authorization passes through)
@@ -20,34 +18,17 @@ No I/O.
 
 from __future__ import annotations
 
-from rtcgw.sip.errors import RemoteProtocolError
 from rtcgw.sip.events import ServerTransactionKey
 from rtcgw.sip.headers import Via
 from rtcgw.sip.ids import new_branch, new_call_id
 from rtcgw.sip.message import Header, Request, Response, make_response
 from rtcgw.sip.transport import Peer
-from rtcgw.sip.uri import SipUri, Uri, parse_uri
-from rtcgw.worker.b2bua.invite import WEBSOCKET_TRANSPORTS, outgoing_max_forwards
-from rtcgw.worker.b2bua.relay import copied_headers, uri_toward_pbx
+from rtcgw.worker.b2bua.invite import outgoing_max_forwards
+from rtcgw.worker.b2bua.relay import copied_headers
+from rtcgw.worker.b2bua.routing import route
 from rtcgw.worker.b2bua.state import ClientContext, Engine, Purpose
 
 __all__ = ["on_message", "on_message_response"]
-
-
-def _destination(engine: Engine, request: Request, source: Peer) -> tuple[Peer, Uri] | int:
-    """Where the MESSAGE goes and its Request-URI there, or the status to answer."""
-    if source.transport in WEBSOCKET_TRANSPORTS:
-        return engine.settings.pbx, uri_toward_pbx(request.uri, engine.settings)
-    user = request.uri.user if isinstance(request.uri, SipUri) else None
-    if not user:
-        return 404
-    binding = engine.bindings(user)
-    if binding is None:
-        return 480
-    try:
-        return binding.peer, parse_uri(binding.contact)
-    except RemoteProtocolError:
-        return 480
 
 
 def on_message(engine: Engine, key: ServerTransactionKey, request: Request, source: Peer) -> None:
@@ -56,11 +37,10 @@ def on_message(engine: Engine, key: ServerTransactionKey, request: Request, sour
     if max_forwards is None:
         engine.reject(key, request, 483)
         return
-    found = _destination(engine, request, source)
-    if isinstance(found, int):
-        engine.reject(key, request, found)
+    target = route(engine, key, request, source)
+    if target is None:
         return
-    destination, uri = found
+    destination, uri = target.peer, target.uri
     local = engine.settings.address_for(destination.transport)
     via = Via.new(destination.transport, local.host, local.port, new_branch(engine.shard))
     headers = (

@@ -10,8 +10,7 @@ other leg (topology hiding). Per message this module decides:
   timers, 100rel's RSeq/RAck), registrar-path headers (Path, Service-Route), and our
   identity (User-Agent, Server: replaced by ours);
 - our Contact on a leg (``our_contact``): ``sip:rtcgw@host:port;transport=ws`` toward
-  WebSocket clients (RFC 7118 section 5), plain toward the SIP side;
-- the Request-URI toward the PBX (``uri_toward_pbx``).
+  WebSocket clients (RFC 7118 section 5), plain toward the SIP side.
 
 Rules: copied lines keep their original names and order (a B2BUA re-emits what it does
 not understand, STYLE E4); Authorization, Proxy-Authorization, WWW-Authenticate and
@@ -20,13 +19,12 @@ Proxy-Authenticate are copied, so digest authentication passes through. No I/O.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Final
 
 from rtcgw.sip.message import Header, Request, Response
 from rtcgw.sip.transport import Transport
-from rtcgw.sip.uri import SipUri, Uri
-from rtcgw.worker.b2bua.settings import B2buaSettings, LocalAddress
+from rtcgw.sip.uri import SipUri
+from rtcgw.worker.b2bua.settings import LocalAddress
 
 __all__ = [
     "LEG_OWNED_HEADERS",
@@ -34,7 +32,6 @@ __all__ = [
     "copied_headers",
     "option_tags",
     "our_contact",
-    "uri_toward_pbx",
 ]
 
 #: Lower-case long names of the headers never copied between legs.
@@ -103,21 +100,3 @@ def our_contact(transport: Transport, local: LocalAddress, user: str = "rtcgw") 
     uri = SipUri(user=user, host=local.host, port=local.port)
     param = _TRANSPORT_PARAM[transport]
     return uri if param is None else uri.with_param("transport", param)
-
-
-def uri_toward_pbx(uri: Uri, settings: B2buaSettings) -> Uri:
-    """The Request-URI of a client's request as the PBX gets it.
-
-    The client's URI is kept as is, so the digest ``uri`` it computed stays equal to the
-    Request-URI the PBX checks (RFC 2617 section 3.2.2.5). Only when the client addressed
-    the gateway itself and ``pbx_domain`` is set does the host become ``pbx_domain``
-    (port and ``transport`` dropped); such clients should then authenticate against
-    ``pbx_domain`` too.
-    """
-    if (
-        settings.pbx_domain is None
-        or not isinstance(uri, SipUri)
-        or not settings.is_local_host(uri.host)
-    ):
-        return uri
-    return replace(uri, host=settings.pbx_domain, port=None).without_param("transport")

@@ -1,19 +1,19 @@
-"""What a B2BUA needs to know about its surroundings: our addresses, the PBX, bindings.
+"""What a B2BUA needs to know about its surroundings: our addresses and protocol values.
 
-All values are frozen (STYLE E4); the runtime builds them from the configuration snapshot.
-No I/O.
+Where requests go is not a setting: the rules decide it (``routing``). All values are
+frozen (STYLE E4); the runtime builds them from the configuration snapshot. No I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rtcgw import __version__
 from rtcgw.sip.errors import LocalProtocolError
-from rtcgw.sip.transport import Peer, Transport
+from rtcgw.sip.transport import Transport
 
-__all__ = ["B2buaSettings", "Binding", "BindingLookup", "LocalAddress"]
+__all__ = ["B2buaSettings", "LocalAddress"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,42 +29,13 @@ class LocalAddress:
 
 
 @dataclass(frozen=True, slots=True)
-class Binding:
-    """Where a registered WebSocket client can be reached (fed by the supervisor's cache).
-
-    ``contact`` is the client's own Contact URI (``sip:u@xxxx.invalid;transport=ws``): it
-    becomes the Request-URI of requests to the client, which are always sent over
-    ``connection_id``, never to the ``.invalid`` host.
-    """
-
-    user: str
-    connection_id: int
-    transport: Transport
-    host: str
-    port: int
-    contact: str
-
-    @property
-    def peer(self) -> Peer:
-        """The destination of requests to this client: its connection."""
-        return Peer(self.transport, self.host, self.port, self.connection_id)
-
-
-#: ``bindings(user)``: the runtime's read of the registration cache.
-BindingLookup = Callable[[str], Binding | None]
-
-
-@dataclass(frozen=True, slots=True)
 class B2buaSettings:
     """The B2BUA's configuration.
 
     Attributes:
-        local: our address per transport; the B2BUA needs one for the PBX's transport and
+        local: our address per transport: one for each transport of the SIP side and
             one for every WebSocket transport clients use (WS and WSS fall back on each
             other).
-        pbx: where calls and REGISTERs from WebSocket clients go.
-        pbx_domain: Request-URI host toward the PBX when the client addressed the gateway
-            itself (any host of ``local``); None keeps the client's Request-URI as is.
         max_forwards_default: Max-Forwards of requests we originate, and of relayed
             requests that came without one.
         session_expires_s: the session interval we ask the PBX for (RFC 4028).
@@ -73,18 +44,14 @@ class B2buaSettings:
     """
 
     local: Mapping[Transport, LocalAddress]
-    pbx: Peer
-    pbx_domain: str | None = None
     max_forwards_default: int = 70
     session_expires_s: int = 1800
     min_se_s: int = 90
     user_agent: str = field(default=f"rtcgw/{__version__}")
 
     def __post_init__(self) -> None:
-        if self.pbx.transport not in self.local:
-            raise LocalProtocolError(
-                f"no local address for the PBX transport {self.pbx.transport.value}"
-            )
+        if not self.local:
+            raise LocalProtocolError("the B2BUA needs at least one local address")
         if not 0 < self.max_forwards_default <= 255:
             raise LocalProtocolError("max_forwards_default must be in 1..255")
         if self.min_se_s < 90 or self.session_expires_s < self.min_se_s:

@@ -16,8 +16,10 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import final
+from typing import TYPE_CHECKING, final
 
+from rtcgw.registrations import BindingKey, MemoryCache, binding_key
+from rtcgw.rules import CompiledRules
 from rtcgw.sip.events import (
     ClientTransactionKey,
     Event,
@@ -25,6 +27,7 @@ from rtcgw.sip.events import (
     ServerTransactionKey,
 )
 from rtcgw.sip.events import Output as LayerOutput
+from rtcgw.sip.headers import NameAddr
 from rtcgw.sip.ids import new_tag
 from rtcgw.sip.message import Header, Request, Response, make_response
 from rtcgw.sip.transaction_layer import TransactionLayer
@@ -33,11 +36,15 @@ from rtcgw.worker.b2bua.call import Call, CallState, CallTrigger
 from rtcgw.worker.b2bua.events import CallEnded, EndReason, Notice, Output, RequestRejected
 from rtcgw.worker.b2bua.leg import Leg, LegKey
 from rtcgw.worker.b2bua.seam import SdpSeam
-from rtcgw.worker.b2bua.settings import B2buaSettings, BindingLookup
+from rtcgw.worker.b2bua.settings import B2buaSettings
+
+if TYPE_CHECKING:
+    from rtcgw.worker.b2bua.routing import Target
 
 __all__ = [
     "ALLOW",
     "AuthMemo",
+    "BindingRequest",
     "ClientContext",
     "Engine",
     "Purpose",
@@ -68,10 +75,11 @@ class Purpose(enum.Enum):
 
 @dataclass(slots=True)
 class Registration:
-    """A client's registration as relayed to the PBX, keyed by the client's Call-ID.
+    """A client's registration as relayed upstream, keyed by the client's Call-ID.
 
-    The B-side Call-ID and From tag stay the same across refreshes and digest retries,
-    and the CSeq grows (RFC 3261 10.2.4), as the registrar expects.
+    The upstream Call-ID and From tag stay the same across refreshes and digest retries,
+    and the CSeq grows (RFC 3261 10.2.4), as the registrar expects. ``credentials`` are
+    the client's last Authorization lines, for the un-REGISTER when its connection closes.
     """
 
     user: str
@@ -79,6 +87,26 @@ class Registration:
     b_call_id: str
     b_from_tag: str
     b_cseq: int = 0
+    credentials: tuple[Header, ...] = ()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class BindingRequest:
+    """The binding a client's REGISTER asks for, before the registrar has answered."""
+
+    user: str  #: the address of record's user part
+    aor: str  #: ``user@host`` of the To URI, host lower-cased
+    contact: NameAddr  #: the client's Contact
+    instance: str | None  #: its ``+sip.instance``
+    reg_id: int | None  #: its ``reg-id``
+    connection_id: int  #: the connection the REGISTER came on
+    source: Peer  #: the client's end of that connection
+
+    @property
+    def key(self) -> BindingKey:
+        """The key the binding will have in the registration cache."""
+        return binding_key(self.aor, str(self.contact.uri), self.instance, self.reg_id)
 
 
 @dataclass(slots=True)
@@ -103,6 +131,8 @@ class ClientContext:
     inbound_request: Request | None = None
     inbound_leg: Leg | None = None
     registration: Registration | None = None
+    target: Target | None = None  #: where a relayed REGISTER went, and why
+    wanted: BindingRequest | None = None  #: the binding a relayed REGISTER asks for
     provisional_seen: bool = False
     cancelled: bool = False  #: a relay whose inbound request got our 487 (CANCEL)
 
@@ -128,17 +158,24 @@ class Engine:
         shard: int,
         layer: TransactionLayer,
         sdp: SdpSeam,
-        bindings: BindingLookup,
+        *,
+        rules: CompiledRules,
+        registrations: MemoryCache,
     ) -> None:
         self.settings = settings
         self.shard = shard
         self.layer = layer
         self.sdp = sdp
-        self.bindings = bindings
+        self.rules = rules
+        #: the worker's mirror of the supervisor's registration cache (read here; the
+        #: B2BUA applies its own reports at once so its next decision sees them)
+        self.registrations = registrations
+        #: the interface of the message being handled (set by each ``receive_bytes``)
+        self.interface = ""
         self.legs: dict[LegKey, tuple[Call, Leg]] = {}
         self.clients: dict[ClientTransactionKey, ClientContext] = {}
         self.servers: dict[ServerTransactionKey, ServerContext] = {}
-        self.registrations: dict[str, Registration] = {}
+        self.registrations_in_flight: dict[str, Registration] = {}
         self.auth_memos: dict[tuple[str, str], AuthMemo] = {}
         self.calls: set[Call] = set()
         self._heap: list[tuple[float, int, Call]] = []

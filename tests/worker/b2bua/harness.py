@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rtcgw.config import GatewayConfig, load_config_text
+from rtcgw.registrations import Binding, MemoryCache, alias_user_for
 from rtcgw.sip.events import Outgoing
 from rtcgw.sip.message import Request, Response
 from rtcgw.sip.parse import parse_message
@@ -15,7 +17,6 @@ from rtcgw.sip.transport import Peer, Transport
 from rtcgw.worker.b2bua import (
     B2bua,
     B2buaSettings,
-    Binding,
     LocalAddress,
     Notice,
 )
@@ -30,11 +31,81 @@ BROWSER_CONTACT = "sip:alice@df7jal23ls0d.invalid;transport=ws"
 SDP_OFFER = b"v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n"
 SDP_ANSWER = b"v=0\r\no=- 2 2 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n"
 
-SETTINGS = B2buaSettings(
-    local={Transport.WSS: GW_WS, Transport.UDP: GW_SIP},
-    pbx=PBX,
-    pbx_domain="pbx.example.org",
-)
+SETTINGS = B2buaSettings(local={Transport.WSS: GW_WS, Transport.UDP: GW_SIP})
+
+#: The handbook's realms around the fake peers (browsers on interface "wss", the PBX on
+#: "sip"), without media actions: this B2BUA relays SDP as it is.
+CONFIG_TEXT = f"""
+[interfaces.wss]
+type = "websocket"
+listen = "127.0.0.1:8080"
+
+[interfaces.sip]
+type = "sip"
+transport = "udp"
+listen = "{GW_SIP.host}:{GW_SIP.port}"
+
+[realms.rtc.call_agents.browsers]
+interface = "wss"
+sources = "all"
+
+[[realms.rtc.a_rules]]
+name = "register_upstream"
+when = {{ method = "REGISTER" }}
+actions = [
+  {{ action = "register_caching" }},
+  {{ action = "register_throttling", client_expires_s = 60, upstream_expires_s = 3600 }},
+  {{ action = "route", destination = "pbx" }},
+]
+
+[[realms.rtc.a_rules]]
+name = "to_pbx"
+when = {{ method = ["INVITE", "MESSAGE"] }}
+actions = [{{ action = "route", destination = "pbx" }}]
+
+[realms.pbx.call_agents.pbx]
+interface = "sip"
+destination = "{PBX.host}:{PBX.port}"
+
+[[realms.pbx.a_rules]]
+name = "to_browser"
+when = {{ method = ["INVITE", "MESSAGE"] }}
+actions = [{{ action = "retarget_from_cache" }}, {{ action = "route", destination = "browsers" }}]
+"""
+CONFIG: GatewayConfig = load_config_text(CONFIG_TEXT, source="harness.toml")
+
+#: The interface each fake peer's messages arrive on.
+INTERFACES = {Transport.WSS: "wss", Transport.WS: "wss", Transport.UDP: "sip"}
+
+
+def client_binding(
+    user: str = "alice", peer: Peer = BROWSER, contact: str = BROWSER_CONTACT
+) -> Binding:
+    """A cached registration of ``user`` over ``peer``'s connection, as the cache holds it."""
+    aor = f"{user}@pbx.example.org"
+    assert peer.connection_id is not None
+    return Binding(
+        aor=aor,
+        user=user,
+        contact=contact,
+        instance=None,
+        reg_id=None,
+        call_id=f"reg-{user}",
+        connection_id=peer.connection_id,
+        transport=peer.transport,
+        host=peer.host,
+        port=peer.port,
+        alias=f"sip:{alias_user_for(user, (aor, contact))}@{GW_SIP.host}:{GW_SIP.port}",
+        client_expires_at=1e9,
+        upstream_expires_at=1e9,
+        upstream_call_id=f"up-{user}",
+        upstream_from_tag="up-tag",
+        upstream_cseq=1,
+        registrar_transport=PBX.transport,
+        registrar_host=PBX.host,
+        registrar_port=PBX.port,
+        registrar_uri="sip:pbx.example.org",
+    )
 
 
 def browser_request(method: str = "INVITE", **kwargs: object) -> Request:
@@ -94,18 +165,23 @@ class Gateway:
 
     bindings: dict[str, Binding] = field(default_factory=dict)
     now: float = 0.0
+    config: GatewayConfig = CONFIG
     core: B2bua = field(init=False)
     notices: list[Notice] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.core = B2bua(SETTINGS, shard=SHARD, bindings=self.bindings.get)
+        cache = MemoryCache()
+        for binding in self.bindings.values():
+            cache.put(binding, "registered")
+        self.core = B2bua(SETTINGS, shard=SHARD, rules=self.config, registrations=cache)
 
     def _take(self, outgoing: tuple[Outgoing, ...], notices: tuple[Notice, ...]) -> Sent:
         self.notices.extend(notices)
         return Sent(list(outgoing))
 
     def send(self, message: Request | Response, source: Peer) -> Sent:
-        out = self.core.receive_bytes(bytes(message), source, self.now)
+        interface = INTERFACES[source.transport]
+        out = self.core.receive_bytes(bytes(message), source, self.now, interface=interface)
         return self._take(out.outgoing, out.notices)
 
     def from_browser(self, message: Request | Response) -> Sent:

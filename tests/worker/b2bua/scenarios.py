@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rtcgw.registrations import Binding
 from rtcgw.sip.events import Outgoing
 from rtcgw.sip.message import Request, Response
-from rtcgw.sip.transport import Peer, Transport
-from rtcgw.worker.b2bua import Binding
+from rtcgw.sip.transport import Peer
 from tests.worker.b2bua.harness import (
     BROWSER,
-    BROWSER_CONTACT,
     GW_SIP,
     PBX,
     SDP_ANSWER,
@@ -25,6 +24,7 @@ from tests.worker.b2bua.harness import (
     Sent,
     answer,
     browser_request,
+    client_binding,
     pbx_request,
 )
 
@@ -68,7 +68,7 @@ class ClientCall:
 
 def browser_binding() -> dict[str, Binding]:
     """The binding table with the fake browser registered as alice."""
-    binding = Binding("alice", 7, Transport.WSS, BROWSER.host, BROWSER.port, BROWSER_CONTACT)
+    binding = client_binding("alice")
     return {"alice": binding}
 
 

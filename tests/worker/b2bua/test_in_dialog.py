@@ -1,9 +1,9 @@
-"""Out-of-dialog answers, in-dialog relays, REGISTER, session timers, bad input."""
+"""Out-of-dialog answers, in-dialog relays, session timers, bad input."""
 
 from __future__ import annotations
 
 from rtcgw.sip.message import Request, Response
-from rtcgw.worker.b2bua import BindingReported, CallEnded, EndReason, MessageDropped
+from rtcgw.worker.b2bua import CallEnded, EndReason, MessageDropped
 from tests.worker.b2bua.harness import (
     BROWSER,
     BROWSER_CONTACT,
@@ -55,10 +55,10 @@ def test_unknown_method_gets_501_and_unknown_dialog_481() -> None:
 def test_unparseable_request_gets_400_and_a_notice() -> None:
     gw = Gateway()
     data = bytes(pbx_request("OPTIONS")).replace(b"Max-Forwards: 70", b"Max-Forwards: lots")
-    out = gw.core.receive_bytes(data, PBX, 0.0)
+    out = gw.core.receive_bytes(data, PBX, 0.0, interface="sip")
     assert [parse.status for parse in (_parse(o.data) for o in out.outgoing)] == [400]
     assert any(isinstance(n, MessageDropped) for n in out.notices)
-    garbage = gw.core.receive_bytes(b"SIP/2.0 200 OK\r\n\r\n", PBX, 0.0)
+    garbage = gw.core.receive_bytes(b"SIP/2.0 200 OK\r\n\r\n", PBX, 0.0, interface="sip")
     assert garbage.outgoing == () and len(garbage.notices) == 1
 
 
@@ -140,45 +140,3 @@ def test_gateway_refreshes_toward_pbx_when_asked() -> None:
     assert sent.requests_to(BROWSER) == []
     gw.from_pbx(answer(update, 200, extra=(("Session-Expires", "120;refresher=uac"),)))
     assert gw.advance(50).requests_to(PBX) == []
-
-
-def test_register_is_relayed_with_an_alias_and_mapped_back() -> None:
-    gw = Gateway()
-    contact = f'<{BROWSER_CONTACT}>;reg-id=1;+sip.instance="<urn:uuid:1>";expires=600'
-    register = browser_request(
-        "REGISTER",
-        uri="sip:pbx.example.org",
-        contact=None,
-        call_id="reg-1",
-        extra=[("Contact", contact), ("Supported", "path, gruu, outbound")],
-    )
-    sent = gw.from_browser(register)
-    pbx_reg = sent.one_request(PBX, "REGISTER")
-    assert b"invalid" not in sent.raw_to(PBX)
-    assert header(pbx_reg, "Contact") == "<sip:bob@192.0.2.1:5060>;expires=600"
-    assert not pbx_reg.has("Supported")
-    challenge = ("WWW-Authenticate", 'Digest realm="pbx", nonce="n1"')
-    relayed = gw.from_pbx(answer(pbx_reg, 401, extra=(challenge,)))
-    [r401] = relayed.responses_to(BROWSER)
-    assert r401.status == 401 and header(r401, "WWW-Authenticate") == challenge[1]
-    retry = browser_request(
-        "REGISTER",
-        uri="sip:pbx.example.org",
-        contact=None,
-        call_id="reg-1",
-        cseq=2,
-        extra=[("Contact", contact), ("Authorization", 'Digest username="bob"')],
-    )
-    pbx_retry = gw.from_browser(retry).one_request(PBX, "REGISTER")
-    assert pbx_retry.call_id == pbx_reg.call_id and pbx_retry.from_tag == pbx_reg.from_tag
-    assert pbx_retry.cseq.seq == pbx_reg.cseq.seq + 1
-    assert header(pbx_retry, "Authorization") == 'Digest username="bob"'
-    ok = answer(
-        pbx_retry, 200, contact=None, extra=(("Contact", "<sip:bob@192.0.2.1:5060>;expires=300"),)
-    )
-    [r200] = gw.from_pbx(ok).responses_to(BROWSER)
-    assert r200.status == 200
-    assert [str(c.uri) for c in r200.contacts] == [BROWSER_CONTACT]
-    assert r200.contacts[0].param("expires") == "300"
-    [binding] = gw.of_type(BindingReported)
-    assert binding == BindingReported("bob", 7, BROWSER_CONTACT, 300, "reg-1")

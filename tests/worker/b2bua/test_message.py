@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from rtcgw.sip.message import Request
-from rtcgw.sip.transport import Transport
-from rtcgw.worker.b2bua import Binding, RequestRejected
+from rtcgw.worker.b2bua import RequestRejected
 from tests.worker.b2bua.harness import (
     BROWSER,
     BROWSER_CONTACT,
@@ -12,11 +11,12 @@ from tests.worker.b2bua.harness import (
     Gateway,
     answer,
     browser_request,
+    client_binding,
     header,
     pbx_request,
 )
 
-ALICE = Binding("alice", 7, Transport.WSS, BROWSER.host, BROWSER.port, BROWSER_CONTACT)
+ALICE = client_binding("alice")
 
 
 def _message(request: Request, text: bytes = b"hello") -> Request:
