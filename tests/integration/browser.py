@@ -9,6 +9,7 @@ and reads what comes back; anything unexpected fails the test with the message i
 from __future__ import annotations
 
 import secrets
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class Browser:
         self.received: list[Request | Response] = []
         self.register_finals: list[Response] = []
         self.last_request: Request | None = None
+        self.register_call_id = secrets.token_hex(10)
+        self.register_from_tag = new_tag()
 
     # -- wire ------------------------------------------------------------------------------
 
@@ -136,7 +139,8 @@ class Browser:
         """REGISTER as JsSIP does (Supported: path, gruu, outbound), answering one digest
         challenge when ``password`` is given (same Call-ID and From tag, CSeq + 1).
         Returns the last final response; ``register_finals`` has them all."""
-        call_id, from_tag = secrets.token_hex(10), new_tag()
+        # JsSIP keeps one Call-ID and From tag for all its REGISTERs (RFC 3261 10.2.4).
+        call_id, from_tag = self.register_call_id, self.register_from_tag
         uri = f"sip:{self.domain}"
         extra: tuple[tuple[str, str], ...] = (
             ("Expires", str(expires)),
@@ -377,11 +381,17 @@ class Browser:
 
 @asynccontextmanager
 async def browser(
-    address: tuple[str, int], user: str, *, domain: str = "example.test"
+    address: tuple[str, int],
+    user: str,
+    *,
+    domain: str = "example.test",
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Browser]:
-    """A Browser connected to the gateway's WebSocket listener at ``address``."""
+    """A Browser connected to the gateway's WebSocket listener at ``address`` (over TLS,
+    wss, when ``tls`` is given)."""
     host, port = address
-    async with open_websocket(host, port, "/", use_ssl=False, subprotocols=["sip"]) as ws:
+    use_ssl: ssl.SSLContext | bool = tls if tls is not None else False
+    async with open_websocket(host, port, "/", use_ssl=use_ssl, subprotocols=["sip"]) as ws:
         yield Browser(ws, user, domain)
         with trio.move_on_after(2):
             await ws.aclose()
