@@ -13,6 +13,7 @@ from rtcgw.cli import main
 from rtcgw.config import load_config, load_config_text
 from rtcgw.config.run_options import RunOptions
 from rtcgw.supervisor.tls import make_self_signed
+from tests.integration.handbook import handbook_config
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -160,3 +161,22 @@ def test_config_with_certificate_passes_check_config(tmp_path: Path) -> None:
     assert wss.tls_certificate == made.certificate
     assert config.gateway.workers == 2
     assert [str(a) for a in config.media[0].advertised_addresses] == ["203.0.113.10"]
+
+
+def test_run_with_one_bad_rule_starts_nothing(tmp_path: Path) -> None:
+    # The handbook's file, on loopback, with one rule routing to a call agent that does
+    # not exist: the whole file is refused, nothing is bound, no worker starts.
+    config = handbook_config(tmp_path, 5060)
+    text = config.read_text(encoding="utf-8")
+    broken = text.replace(
+        '{ action = "route", destination = "browsers" },\n]\n\n[[realms.pbx.a_rules]]',
+        '{ action = "route", destination = "nobody" },\n]\n\n[[realms.pbx.a_rules]]',
+        1,
+    )
+    assert broken != text
+    config.write_text(broken, encoding="utf-8")
+    result = _run("--log-format", "json", "run", "-c", str(config))
+    assert result.returncode == 2, result.stderr
+    output = result.stdout + result.stderr
+    assert "realms.pbx.a_rules[0].actions[1]" in output and "nobody" in output
+    assert "listener.started" not in output and "worker.started" not in output

@@ -32,9 +32,19 @@ def handbook_config(
     *,
     client_expires_s: int | None = None,
     upstream_expires_s: int | None = None,
+    register_limit: tuple[float, int] | None = None,
 ) -> Path:
-    """Write the runnable copy of the example into ``directory``; returns its path."""
+    """Write the runnable copy of the example into ``directory``; returns its path.
+
+    ``register_limit`` replaces the REGISTER flood limit: (rate per second, burst).
+    """
     text = EXAMPLE.read_text(encoding="utf-8")
+    if register_limit is not None:
+        rate, burst = register_limit
+        text = re.sub(r"register_rate_per_source = \S+", f"register_rate_per_source = {rate}", text)
+        text = re.sub(
+            r"register_burst_per_source = \S+", f"register_burst_per_source = {burst}", text
+        )
     for old, new in _DEPLOYMENT:
         assert text.count(old) == 1, f"examples/gateway.toml no longer has {old!r}"
         text = text.replace(old, new)

@@ -27,6 +27,7 @@ from tests.integration.common import gateway_uri, sdp
 from tests.integration.gateway import run_gateway
 from tests.integration.handbook import client_tls, handbook_config
 from tests.integration.sipp import finish, free_udp_port, start_scenario, start_sipp
+from tests.integration.test_metrics import _scrape, _value
 
 PBX_HOST = "127.0.0.1"
 
@@ -153,3 +154,51 @@ async def test_throttling_the_registrar_sees_only_the_refreshes_it_needs(
         # intervals left, so at most once per (upstream - 2 * client) seconds.
         assert 2 <= forwarded <= 1 + int(elapsed // (upstream_s - 2 * client_s))
         assert absorbed >= refreshes + 1 - forwarded > 0
+
+
+async def test_a_closed_websocket_is_unregistered_upstream_at_once(tmp_path: Path) -> None:
+    pbx_port = free_udp_port()
+    with trio.fail_after(60):
+        # The registrar's scenario ends only when it gets a Contact with expires=0.
+        registrar = await start_scenario("registrar_refresh", "-p", str(pbx_port))
+        config = handbook_config(tmp_path, pbx_port)
+        async with run_gateway(("-c", str(config))) as gateway:
+            async with browser(
+                gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()
+            ) as alice:
+                assert (await alice.register()).status == 200
+                await gateway.wait_for("binding.changed")
+            # The browser is gone (it never unregistered): the gateway does it.
+            [removed] = await gateway.wait_for(
+                "binding.changed", where=lambda e: e.get("removed") is True
+            )
+            assert removed.get("reason") == "connection closed"
+            assert await finish(registrar) == 0
+
+
+async def test_a_register_flood_from_one_address_gets_503_with_retry_after(
+    tmp_path: Path,
+) -> None:
+    pbx_port = free_udp_port()
+    with trio.fail_after(60):
+        registrar = await start_scenario("registrar_refresh", "-p", str(pbx_port))
+        # Two REGISTERs at once, then one per 100 s: the third is over the limit.
+        config = handbook_config(tmp_path, pbx_port, register_limit=(0.01, 2))
+        async with (
+            run_gateway(("-c", str(config))) as gateway,
+            browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
+        ):
+            assert (await alice.register()).status == 200
+            assert (await alice.register()).status == 200
+            refused = await alice.register()
+            assert (refused.status, refused.reason) == (503, "Too Many Registrations")
+            retry_after = refused.get("Retry-After") or ""
+            assert retry_after.isdigit() and int(retry_after) >= 1
+            samples = await _scrape(gateway)
+            limited = "rtcgw_register_requests_total"
+            assert _value(samples, limited, outcome="rate_limited") == 1.0
+            assert [e.get("source") for e in gateway.matching("register.rate_limited")] == [
+                "127.0.0.1"
+            ]
+            registrar.kill()  # it waits for an unregistration the limit now refuses
+            await finish(registrar, timeout_s=5)
