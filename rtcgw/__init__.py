@@ -6,7 +6,8 @@ signaling and media and converts between the two stacks, as configured by realms
 agents and A-/C-rules.
 
 Layout rule (checked by tests/test_layers.py): the protocol layers ``rtcgw.sip``,
-``rtcgw.sdp``, ``rtcgw.rules`` and ``rtcgw.media`` are sans-IO. They import neither trio
+``rtcgw.sdp``, ``rtcgw.rules``, ``rtcgw.registrations``, ``rtcgw.media`` and the B2BUA
+``rtcgw.worker.b2bua`` are sans-IO. They import neither trio
 nor sockets nor anything from the runtime layers ``rtcgw.supervisor`` and ``rtcgw.worker``;
 they take bytes, messages and the current time and return messages, actions and deadlines.
 """
