@@ -18,13 +18,15 @@ refreshes its binding needs. (d), the loop between two browsers, is in
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
 
-from tests.integration.browser import browser
+from tests.integration.browser import Browser, browser
 from tests.integration.common import gateway_uri, sdp
-from tests.integration.gateway import run_gateway
+from tests.integration.gateway import RunningGateway, run_gateway
 from tests.integration.handbook import client_tls, handbook_config
 from tests.integration.sipp import finish, free_udp_port, start_scenario, start_sipp
 from tests.integration.test_metrics import _scrape, _value
@@ -32,15 +34,22 @@ from tests.integration.test_metrics import _scrape, _value
 PBX_HOST = "127.0.0.1"
 
 
+@asynccontextmanager
+async def handbook_gateway(config: Path) -> AsyncIterator[tuple[RunningGateway, Browser]]:
+    """The gateway on ``config`` and alice's browser connected to it over wss."""
+    async with (
+        run_gateway(("-c", str(config))) as gateway,
+        browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
+    ):
+        yield gateway, alice
+
+
 async def test_a_browser_registers_with_digest_through_the_gateway(tmp_path: Path) -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
         registrar = await start_scenario("registrar_auth", "-p", str(pbx_port))
         config = handbook_config(tmp_path, pbx_port)
-        async with (
-            run_gateway(("-c", str(config))) as gateway,
-            browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
-        ):
+        async with handbook_gateway(config) as (gateway, alice):
             registered = await alice.register(password="secret")
             assert [r.status for r in alice.register_finals] == [401, 200]
             # JsSIP counts itself registered only if the 200 lists its own Contact; the
@@ -59,10 +68,7 @@ async def test_b_a_registered_browser_calls_the_pbx(tmp_path: Path) -> None:
     with trio.fail_after(60):
         registrar = await start_scenario("registrar", "-p", str(pbx_port))
         config = handbook_config(tmp_path, pbx_port)
-        async with (
-            run_gateway(("-c", str(config))) as gateway,
-            browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
-        ):
+        async with handbook_gateway(config) as (gateway, alice):
             assert (await alice.register()).status == 200
             assert await finish(registrar) == 0
             pbx = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", "1")
@@ -84,10 +90,7 @@ async def test_c_the_pbx_reaches_a_registered_browser_and_not_an_offline_one(
     with trio.fail_after(60):
         registrar = await start_scenario("registrar", "-p", str(pbx_port))
         config = handbook_config(tmp_path, pbx_port)
-        async with (
-            run_gateway(("-c", str(config))) as gateway,
-            browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
-        ):
+        async with handbook_gateway(config) as (gateway, alice):
             assert (await alice.register()).status == 200
             assert await finish(registrar) == 0
             await gateway.wait_for("binding.changed")
@@ -131,10 +134,7 @@ async def test_throttling_the_registrar_sees_only_the_refreshes_it_needs(
         config = handbook_config(
             tmp_path, pbx_port, client_expires_s=client_s, upstream_expires_s=upstream_s
         )
-        async with (
-            run_gateway(("-c", str(config))) as gateway,
-            browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
-        ):
+        async with handbook_gateway(config) as (gateway, alice):
             started = trio.current_time()
             for _ in range(refreshes + 1):
                 answer = await alice.register(expires=600)
@@ -184,10 +184,7 @@ async def test_a_register_flood_from_one_address_gets_503_with_retry_after(
         registrar = await start_scenario("registrar_refresh", "-p", str(pbx_port))
         # Two REGISTERs at once, then one per 100 s: the third is over the limit.
         config = handbook_config(tmp_path, pbx_port, register_limit=(0.01, 2))
-        async with (
-            run_gateway(("-c", str(config))) as gateway,
-            browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
-        ):
+        async with handbook_gateway(config) as (gateway, alice):
             assert (await alice.register()).status == 200
             assert (await alice.register()).status == 200
             refused = await alice.register()
