@@ -123,6 +123,14 @@ class Destination:
     def __str__(self) -> str:
         return self.uri
 
+    @property
+    def port_or_default(self) -> int:
+        """The port to send to: the one given, else the transport's default (RFC 3261
+        19.1.2; the SRV lookup of RFC 3263 is not done)."""
+        if self.port is not None:
+            return self.port
+        return 5061 if self.transport is Transport.TLS else 5060
+
 
 @final
 @dataclass(frozen=True, slots=True)

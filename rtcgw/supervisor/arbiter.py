@@ -245,8 +245,10 @@ class Supervisor:
     async def _expire_bindings(self) -> None:
         """Drop bindings whose client stopped refreshing, at the cache's next expiry."""
         while True:
+            # At most a second apart: a binding put while we sleep may expire first.
+            wake = trio.current_time() + 1.0
             deadline = self.registrations.next_expiry()
-            await trio.sleep_until(trio.current_time() + 1.0 if deadline is None else deadline)
+            await trio.sleep_until(wake if deadline is None else min(deadline, wake))
             for binding in self.registrations.expire(trio.current_time(), "expired"):
                 await self._publish(binding, removed=True, reason="expired")
 

@@ -17,8 +17,6 @@ from rtcgw.worker.boot import WorkerBoot
 
 __all__ = ["b2bua_settings", "facing_address"]
 
-_DEFAULT_PORTS = {Transport.UDP: 5060, Transport.TCP: 5060, Transport.TLS: 5061}
-
 
 def facing_address(host: str, port: int, *, ipv6: bool) -> str:
     """The local IP the kernel would use toward ``host`` (no packet is sent)."""
@@ -56,8 +54,7 @@ def b2bua_settings(boot: WorkerBoot) -> B2buaSettings:
             if toward is None:
                 host = "::1" if ":" in host else "127.0.0.1"
             else:
-                port = toward.port or _DEFAULT_PORTS.get(toward.transport, 5060)
-                host = facing_address(toward.host, port, ipv6=":" in host)
+                host = facing_address(toward.host, toward.port_or_default, ipv6=":" in host)
         local[listener.transport] = LocalAddress(host, listener.port)
     if not local:
         raise ValueError("the configuration binds no listener: the B2BUA has no address")

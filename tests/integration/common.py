@@ -3,10 +3,13 @@ browser."""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from rtcgw.sip import Request, Response
 from tests.integration.browser import Browser, browser
@@ -76,3 +79,38 @@ async def registered_browser(
     ):
         await register(alice, gateway, pbx_port)
         yield gateway, alice
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            body = reply.read().decode()
+            return reply.status, reply.headers.get("Content-Type", ""), body
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type", ""), error.read().decode()
+
+
+async def http(gateway: RunningGateway, path: str) -> tuple[int, str, str]:
+    """GET ``path`` from the gateway's HTTP listener: (status, Content-Type, body)."""
+    host, port = gateway.address("HTTP")
+    return await trio.to_thread.run_sync(_get, f"http://{host}:{port}{path}")
+
+
+async def scrape(gateway: RunningGateway) -> Samples:
+    """Every sample /metrics serves, by name and labels."""
+    status, content_type, body = await http(gateway, "/metrics")
+    assert status == 200
+    assert content_type.startswith("text/plain; version=0.0.4")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    """One sample's value, None if /metrics did not serve it."""
+    return samples.get((name, frozenset(labels.items())))

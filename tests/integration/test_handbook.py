@@ -25,11 +25,10 @@ from pathlib import Path
 import trio
 
 from tests.integration.browser import Browser, browser
-from tests.integration.common import gateway_uri, sdp
+from tests.integration.common import gateway_uri, scrape, sdp, value
 from tests.integration.gateway import RunningGateway, run_gateway
 from tests.integration.handbook import client_tls, handbook_config
 from tests.integration.sipp import finish, free_udp_port, start_scenario, start_sipp
-from tests.integration.test_metrics import _scrape, _value
 
 PBX_HOST = "127.0.0.1"
 
@@ -191,9 +190,9 @@ async def test_a_register_flood_from_one_address_gets_503_with_retry_after(
             assert (refused.status, refused.reason) == (503, "Too Many Registrations")
             retry_after = refused.get("Retry-After") or ""
             assert retry_after.isdigit() and int(retry_after) >= 1
-            samples = await _scrape(gateway)
+            samples = await scrape(gateway)
             limited = "rtcgw_register_requests_total"
-            assert _value(samples, limited, outcome="rate_limited") == 1.0
+            assert value(samples, limited, outcome="rate_limited") == 1.0
             assert [e.get("source") for e in gateway.matching("register.rate_limited")] == [
                 "127.0.0.1"
             ]

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import urllib.error
-import urllib.request
 
 import pytest
 import trio
-from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket
 
-from tests.integration.gateway import RunningGateway, run_gateway
+from tests.integration.common import http, scrape, value
+from tests.integration.gateway import run_gateway
 from tests.integration.sipclient import UdpPeer, options
 
 MAX_BYTES = 4000
@@ -33,37 +31,6 @@ ARGS = (
     "--max-message-bytes",
     str(MAX_BYTES),
 )
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _get(url: str) -> tuple[int, str, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            body = reply.read().decode()
-            return reply.status, reply.headers.get("Content-Type", ""), body
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("Content-Type", ""), error.read().decode()
-
-
-async def _http(gateway: RunningGateway, path: str) -> tuple[int, str, str]:
-    host, port = gateway.address("HTTP")
-    return await trio.to_thread.run_sync(_get, f"http://{host}:{port}{path}")
-
-
-async def _scrape(gateway: RunningGateway) -> Samples:
-    status, content_type, body = await _http(gateway, "/metrics")
-    assert status == 200
-    assert content_type.startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body)
-        for sample in family.samples
-    }
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
 
 
 async def test_bad_input_and_a_restart_are_counted_and_served() -> None:
@@ -79,7 +46,7 @@ async def test_bad_input_and_a_restart_are_counted_and_served() -> None:
     }
     with trio.fail_after(90):
         async with run_gateway(ARGS) as gateway:
-            assert (await _http(gateway, "/healthz"))[0] == 200
+            assert (await http(gateway, "/healthz"))[0] == 200
             peer = await UdpPeer.open()
             with peer.sock:
                 await peer.send(b"OPTIONS " + b"x" * (MAX_BYTES + 100), gateway.address("UDP"))
@@ -104,15 +71,15 @@ async def test_bad_input_and_a_restart_are_counted_and_served() -> None:
             await gateway.wait_for("worker.ready", count=3)
 
             while True:
-                samples = await _scrape(gateway)
+                samples = await scrape(gateway)
                 seen = {
-                    key: _value(samples, key[0], **dict([key[1]] if key[1] else []))
+                    key: value(samples, key[0], **dict([key[1]] if key[1] else []))
                     for key in expected
                 }
                 if seen == expected:
                     break
                 await trio.sleep(0.1)
-            assert _value(samples, "rtcgw_sip_messages_dropped_total", reason="worker_down") == 0
-            status, _, body = await _http(gateway, "/healthz")
+            assert value(samples, "rtcgw_sip_messages_dropped_total", reason="worker_down") == 0
+            status, _, body = await http(gateway, "/healthz")
             assert (status, body) == (200, "ok\n")
-            assert (await _http(gateway, "/nothing-here"))[0] == 404
+            assert (await http(gateway, "/nothing-here"))[0] == 404

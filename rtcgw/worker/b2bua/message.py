@@ -19,8 +19,7 @@ No I/O.
 from __future__ import annotations
 
 from rtcgw.sip.events import ServerTransactionKey
-from rtcgw.sip.headers import Via
-from rtcgw.sip.ids import new_branch, new_call_id
+from rtcgw.sip.ids import new_call_id
 from rtcgw.sip.message import Header, Request, Response, make_response
 from rtcgw.sip.transport import Peer
 from rtcgw.worker.b2bua.invite import outgoing_max_forwards
@@ -41,8 +40,7 @@ def on_message(engine: Engine, key: ServerTransactionKey, request: Request, sour
     if target is None:
         return
     destination, uri = target.peer, target.uri
-    local = engine.settings.address_for(destination.transport)
-    via = Via.new(destination.transport, local.host, local.port, new_branch(engine.shard))
+    via = engine.new_via(destination.transport)
     headers = (
         Header("Via", str(via)),
         Header("Max-Forwards", str(max_forwards)),

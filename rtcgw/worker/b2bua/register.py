@@ -39,10 +39,9 @@ from dataclasses import replace
 from rtcgw.registrations import Binding, alias_user_for
 from rtcgw.sip.errors import RemoteProtocolError
 from rtcgw.sip.events import ServerTransactionKey
-from rtcgw.sip.headers import NameAddr, Via
-from rtcgw.sip.ids import new_branch, new_call_id, new_tag, shard_of
+from rtcgw.sip.ids import new_call_id, new_tag, shard_of
 from rtcgw.sip.message import Header, Request, Response, make_response
-from rtcgw.sip.transport import Peer, Transport
+from rtcgw.sip.transport import Peer
 from rtcgw.sip.uri import SipUri, parse_uri
 from rtcgw.worker.b2bua.events import (
     BindingReported,
@@ -50,7 +49,8 @@ from rtcgw.worker.b2bua.events import (
     RegisterHandled,
     RegisterOutcome,
 )
-from rtcgw.worker.b2bua.relay import copied_headers, option_tags
+from rtcgw.worker.b2bua.invite import outgoing_max_forwards
+from rtcgw.worker.b2bua.relay import copied_headers, option_tags, our_contact
 from rtcgw.worker.b2bua.routing import WEBSOCKET_TRANSPORTS, Target, route
 from rtcgw.worker.b2bua.state import (
     ALLOW,
@@ -69,14 +69,13 @@ _DEFAULT_EXPIRES_S = 3600
 #: Removals after which nobody else will tell the registrar: the owner unregisters.
 UNREGISTER_REASONS = frozenset({"connection closed", "expired"})
 
-_TRANSPORT_PARAM = {Transport.TCP: "tcp", Transport.TLS: "tls"}
-
 
 class _BadRegister(Exception):
     """The REGISTER breaks section 10.2 in a way that gets 400; the message is the reason."""
 
 
-def _expires_value(raw: str | None, what: str) -> int | None:
+def _number(raw: str | None, what: str) -> int | None:
+    """A non-negative decimal header or parameter value; None when absent."""
     if raw is None:
         return None
     text = raw.strip()
@@ -85,18 +84,14 @@ def _expires_value(raw: str | None, what: str) -> int | None:
     return int(text)
 
 
-def _reg_id(contact: NameAddr) -> int | None:
-    raw = contact.param("reg-id")
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
-        raise _BadRegister("Invalid reg-id")
-    return int(raw)
+def _aor_of(uri: SipUri) -> str:
+    """The address of record as the cache keys it: ``user@host``, host lower-cased."""
+    return f"{uri.user}@{uri.host.lower()}"
 
 
 def on_register(engine: Engine, key: ServerTransactionKey, request: Request, source: Peer) -> None:
     """A REGISTER without To tag: route it by the rules, then cache, absorb or relay it."""
-    if request.max_forwards == 0:
+    if outgoing_max_forwards(engine, request) is None:
         engine.reject(key, request, 483)
         return
     target = route(engine, key, request, source)
@@ -113,7 +108,7 @@ def on_register(engine: Engine, key: ServerTransactionKey, request: Request, sou
         engine.reject(key, request, 404)
         return
     try:
-        header_expires = _expires_value(request.get("Expires"), "Expires")
+        header_expires = _number(request.get("Expires"), "Expires")
         contacts = request.contacts
         if request.contact_star:
             if len(request.values("Contact")) != 1 or header_expires != 0:
@@ -123,13 +118,13 @@ def on_register(engine: Engine, key: ServerTransactionKey, request: Request, sou
         contact = contacts[0] if contacts and not request.contact_star else None
         requested, reg_id = header_expires, None
         if contact is not None:
-            param = _expires_value(contact.param("expires"), "Contact expires")
+            param = _number(contact.param("expires"), "Contact expires")
             requested = param if param is not None else header_expires
-            reg_id = _reg_id(contact)
+            reg_id = _number(contact.param("reg-id"), "reg-id")
     except _BadRegister as exc:
         engine.reject(key, request, 400, str(exc))
         return
-    aor = f"{aor_uri.user}@{aor_uri.host.lower()}"
+    aor = _aor_of(aor_uri)
     connection_id = source.connection_id
     if request.contact_star:
         _forward(
@@ -191,13 +186,13 @@ def _absorb(
     granted = min(client_s, requested if requested is not None else client_s)
     refreshed = replace(existing, client_expires_at=engine.now + granted)
     _report(engine, refreshed, removed=False, reason="refreshed")
-    _answer_ok(engine, key, request, wanted.aor, Header("Server", engine.settings.user_agent))
+    _answer_ok(engine, key, request, wanted.aor)
     engine.notice(RegisterHandled(request.call_id, RegisterOutcome.ABSORBED))
     return True
 
 
 def _registration(
-    engine: Engine, request: Request, user: str, connection_id: int, existing: Binding | None
+    engine: Engine, request: Request, connection_id: int, existing: Binding | None
 ) -> Registration:
     """The upstream identifiers for this client Call-ID: kept from the last request, or
     from the cached binding (this worker restarted), or new."""
@@ -205,7 +200,6 @@ def _registration(
     if registration is None or registration.connection_id != connection_id:
         if existing is not None and shard_of(existing.upstream_call_id) == engine.shard:
             registration = Registration(
-                user,
                 connection_id,
                 existing.upstream_call_id,
                 existing.upstream_from_tag,
@@ -213,7 +207,7 @@ def _registration(
             )
         else:
             registration = Registration(
-                user, connection_id, new_call_id(shard=engine.shard), new_tag(engine.shard)
+                connection_id, new_call_id(shard=engine.shard), new_tag(engine.shard)
             )
         engine.registrations_in_flight[request.call_id] = registration
     elif existing is not None and existing.upstream_call_id == registration.b_call_id:
@@ -224,11 +218,9 @@ def _registration(
 
 
 def _alias(engine: Engine, target: Target, wanted: BindingRequest) -> SipUri:
-    local = engine.settings.address_for(target.peer.transport)
+    transport = target.peer.transport
     user = alias_user_for(wanted.user, wanted.key)
-    alias = SipUri(user=user, host=local.host, port=local.port)
-    param = _TRANSPORT_PARAM.get(target.peer.transport)
-    return alias if param is None else alias.with_param("transport", param)
+    return our_contact(transport, engine.settings.address_for(transport), user)
 
 
 def _forward(
@@ -250,7 +242,7 @@ def _forward(
             if binding.connection_id == connection_id:
                 contacts.append(f"<{binding.alias}>;expires=0")
         if not contacts:
-            _answer_ok(engine, key, request, aor, Header("Server", engine.settings.user_agent))
+            _answer_ok(engine, key, request, aor)
             return
     else:
         alias = _alias(engine, target, wanted)
@@ -262,21 +254,14 @@ def _forward(
             upstream = requested if requested is not None else _DEFAULT_EXPIRES_S
         contacts.append(f"<{alias}>;expires={upstream}")
     existing = None if wanted is None else engine.registrations.get(wanted.key)
-    user = aor.rpartition("@")[0]
-    registration = _registration(engine, request, user, connection_id, existing)
+    registration = _registration(engine, request, connection_id, existing)
     registration.b_cseq += 1
     registration.credentials = tuple(
         h for h in request.headers if h.key in ("authorization", "proxy-authorization")
     )
-    max_forwards = request.max_forwards
-    local = engine.settings.address_for(target.peer.transport)
-    via = Via.new(target.peer.transport, local.host, local.port, new_branch(engine.shard))
     headers = [
-        Header("Via", str(via)),
-        Header(
-            "Max-Forwards",
-            str(engine.settings.max_forwards_default if max_forwards is None else max_forwards - 1),
-        ),
+        Header("Via", str(engine.new_via(target.peer.transport))),
+        Header("Max-Forwards", str(outgoing_max_forwards(engine, request))),
         Header("From", str(request.from_.with_tag(registration.b_from_tag))),
         Header("To", request.get("To") or ""),
         Header("Call-ID", registration.b_call_id),
@@ -316,14 +301,13 @@ def on_register_response(engine: Engine, context: ClientContext, response: Respo
     status = response.status
     if status < 200:
         return
-    server = Header("Server", engine.settings.user_agent)
     if not 200 <= status < 300:
-        headers = (*copied_headers(response), server)
+        headers = (*copied_headers(response), Header("Server", engine.settings.user_agent))
         engine.respond(key, make_response(request, status, response.reason, headers=headers))
         return
     aor_uri = request.to.sip_uri
-    assert aor_uri is not None and aor_uri.user
-    aor = f"{aor_uri.user}@{aor_uri.host.lower()}"
+    assert aor_uri is not None
+    aor = _aor_of(aor_uri)
     wanted = context.wanted
     if wanted is None:  # Contact: *
         for binding in engine.registrations.of_aor(aor):
@@ -369,7 +353,7 @@ def on_register_response(engine: Engine, context: ClientContext, response: Respo
             fresh = engine.registrations.get(key_of_binding) is None
             _report(engine, binding, removed=False, reason="registered" if fresh else "refreshed")
     headers = tuple(h for h in copied_headers(response) if h.key != "expires")
-    _answer_ok(engine, key, request, aor, server, headers=headers, status=status)
+    _answer_ok(engine, key, request, aor, headers=headers, status=status)
 
 
 def _answer_ok(
@@ -377,7 +361,6 @@ def _answer_ok(
     key: ServerTransactionKey,
     request: Request,
     aor: str,
-    server: Header,
     *,
     headers: tuple[Header, ...] = (),
     status: int = 200,
@@ -393,14 +376,14 @@ def _answer_ok(
         request,
         status,
         to_tag=engine.fresh_tag(),
-        headers=(*contacts, *headers, server),
+        headers=(*contacts, *headers, Header("Server", engine.settings.user_agent)),
     )
     engine.respond(key, response)
 
 
 def _answer_query(engine: Engine, key: ServerTransactionKey, request: Request, aor: str) -> None:
     """A REGISTER without Contact asks for the current bindings (10.2.3): from the cache."""
-    _answer_ok(engine, key, request, aor, Header("Server", engine.settings.user_agent))
+    _answer_ok(engine, key, request, aor)
     engine.notice(RegisterHandled(request.call_id, RegisterOutcome.ABSORBED))
 
 
@@ -443,11 +426,9 @@ def unregister_upstream(engine: Engine, binding: Binding, reason: str) -> None:
     cseq = max(binding.upstream_cseq, registration.b_cseq if registration else 0) + 1
     credentials = registration.credentials if registration is not None else ()
     registrar = binding.registrar
-    local = engine.settings.address_for(registrar.transport)
-    via = Via.new(registrar.transport, local.host, local.port, new_branch(engine.shard))
     aor = f"sip:{binding.aor}"
     headers = (
-        Header("Via", str(via)),
+        Header("Via", str(engine.new_via(registrar.transport))),
         Header("Max-Forwards", str(engine.settings.max_forwards_default)),
         Header("From", f"<{aor}>;tag={binding.upstream_from_tag}"),
         Header("To", f"<{aor}>"),

@@ -46,8 +46,6 @@ __all__ = ["WEBSOCKET_TRANSPORTS", "Target", "decide_request", "route", "uri_tow
 #: Transports on which the peer is a WebSocket client.
 WEBSOCKET_TRANSPORTS = frozenset({Transport.WS, Transport.WSS})
 
-_DEFAULT_PORTS = {Transport.UDP: 5060, Transport.TCP: 5060, Transport.TLS: 5061}
-
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -132,8 +130,7 @@ def route(
     if destination is None:
         engine.reject(key, request, 404, "No Route To Call Agent")
         return None
-    port = destination.port or _DEFAULT_PORTS.get(destination.transport, 5060)
-    peer = Peer(destination.transport, destination.host, port)
+    peer = Peer(destination.transport, destination.host, destination.port_or_default)
     return Target(decision, peer, uri_toward(request.uri, engine.settings, destination.host))
 
 

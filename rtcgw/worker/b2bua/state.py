@@ -27,11 +27,11 @@ from rtcgw.sip.events import (
     ServerTransactionKey,
 )
 from rtcgw.sip.events import Output as LayerOutput
-from rtcgw.sip.headers import NameAddr
-from rtcgw.sip.ids import new_tag
+from rtcgw.sip.headers import NameAddr, Via
+from rtcgw.sip.ids import new_branch, new_tag
 from rtcgw.sip.message import Header, Request, Response, make_response
 from rtcgw.sip.transaction_layer import TransactionLayer
-from rtcgw.sip.transport import Peer
+from rtcgw.sip.transport import Peer, Transport
 from rtcgw.worker.b2bua.call import Call, CallState, CallTrigger
 from rtcgw.worker.b2bua.events import CallEnded, EndReason, Notice, Output, RequestRejected
 from rtcgw.worker.b2bua.leg import Leg, LegKey
@@ -82,7 +82,6 @@ class Registration:
     the client's last Authorization lines, for the un-REGISTER when its connection closes.
     """
 
-    user: str
     connection_id: int
     b_call_id: str
     b_from_tag: str
@@ -251,6 +250,11 @@ class Engine:
     def send_direct(self, request: Request, destination: Peer) -> None:
         """Send a request outside any transaction (the ACK for a 2xx)."""
         self.outgoing.append(Outgoing(request, destination))
+
+    def new_via(self, transport: Transport) -> Via:
+        """Our Via for a request we send over ``transport``, with a fresh sharded branch."""
+        local = self.settings.address_for(transport)
+        return Via.new(transport, local.host, local.port, new_branch(self.shard))
 
     def fresh_tag(self) -> str:
         """A new tag with our shard."""
