@@ -5,3 +5,5 @@ Nothing here opens a socket, reads a clock or starts a task: each object takes d
 and the current time and returns datagrams to send and deadlines. The worker's media relay
 (``rtcgw.worker.media``) owns the sockets and drives these objects.
 """
+
+__all__: list[str] = []
