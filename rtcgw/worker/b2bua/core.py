@@ -209,6 +209,17 @@ class B2bua:
                 self._drain()
         return engine.output()
 
+    def end_call(self, call_id: str, reason: EndReason, now: float) -> Output:
+        """End the call whose A-leg Call-ID is ``call_id`` from our side (the media relay
+        saw no packets for the media timeout): BYE both legs, as ``shutdown`` does."""
+        engine = self._engine
+        engine.begin(now)
+        for call in list(engine.calls):
+            if call.call_id == call_id:
+                hang_up(engine, call, reason, caller_status=408)
+                self._drain()
+        return engine.output()
+
     def transport_failed(self, outgoing: Outgoing, now: float) -> Output:
         """The runtime could not deliver ``outgoing``: fail its transaction."""
         engine = self._engine

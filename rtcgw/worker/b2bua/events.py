@@ -20,6 +20,7 @@ __all__ = [
     "CallEnded",
     "CallStarted",
     "EndReason",
+    "MediaRefused",
     "MessageDropped",
     "Notice",
     "Output",
@@ -51,6 +52,8 @@ class EndReason(enum.Enum):
     TRANSPORT_FAILED = "transport_failed"  #: a message could not be delivered
     REFRESH_FAILED = "refresh_failed"  #: our session refresh was refused
     SHUTDOWN = "shutdown"  #: the worker was stopped (SIGTERM): we hung up both legs
+    MEDIA_TIMEOUT = "media_timeout"  #: no media either way for the media timeout: BYE both legs
+    MEDIA_REFUSED = "media_refused"  #: an SDP could not be converted (no common codec, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,16 @@ class RequestRejected:
     """We answered a request ourselves with a failure (``call_id`` of that request)."""
 
     call_id: str | None
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRefused:
+    """The SDP seam refused an offer or answer of the call; ``reason`` says why (both
+    codec lists for a codec mismatch)."""
+
+    call_id: str
     status: int
     reason: str
 
@@ -147,6 +160,7 @@ Notice = (
     | CallAnswered
     | CallEnded
     | RequestRejected
+    | MediaRefused
     | MessageDropped
     | BindingReported
     | RegisterHandled

@@ -22,6 +22,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+from rtcgw.sdp.errors import SdpError
 from rtcgw.sip.dialog import DialogState
 from rtcgw.sip.errors import RemoteProtocolError
 from rtcgw.sip.events import ServerTransactionKey
@@ -30,7 +31,14 @@ from rtcgw.sip.transaction import TransactionState
 from rtcgw.sip.transaction_client import make_cancel
 from rtcgw.worker.b2bua.call import Call, CallState
 from rtcgw.worker.b2bua.events import EndReason
-from rtcgw.worker.b2bua.invite import SDP, body_out, hang_up, on_ack, outgoing_max_forwards
+from rtcgw.worker.b2bua.invite import (
+    SDP,
+    body_out,
+    hang_up,
+    media_warning,
+    on_ack,
+    outgoing_max_forwards,
+)
 from rtcgw.worker.b2bua.leg import Leg, Retransmission
 from rtcgw.worker.b2bua.relay import copied_headers, option_tags
 from rtcgw.worker.b2bua.session_timer import Refresher, parse_session_expires
@@ -128,7 +136,25 @@ def _relay(
     if require:
         headers.append(Header("Require", ", ".join(require)))
     headers.append(Header("User-Agent", engine.settings.user_agent))
-    body, content_type = body_out(engine, call, other, request, offer=True)
+    if method in ("INVITE", "UPDATE") and request.body and request.content_type == SDP:
+        try:
+            local = engine.sdp.local_answer(call, leg, request.body)
+        except SdpError as exc:
+            warning = media_warning(engine, call.call_id, exc)
+            engine.reject(key, request, 488, headers=(warning,))
+            return
+        if local is not None:
+            # Only this leg's transport changed (an ICE restart): answered here, the
+            # other leg never sees it (browsers.md item 9).
+            leg.sdp_out = local
+            engine.respond(key, _ours(engine, leg, request, 200).with_body(local, SDP))
+            return
+    try:
+        body, content_type = body_out(engine, call, other, request, offer=True)
+    except SdpError as exc:
+        warning = media_warning(engine, call.call_id, exc)
+        engine.reject(key, request, 488, headers=(warning,))
+        return
     outgoing = target.create_request(
         method,
         other.new_via(engine.shard),
@@ -191,7 +217,12 @@ def on_relay_response(engine: Engine, context: ClientContext, response: Response
             headers.append(Header("Session-Expires", leg.session.header_value()))
     headers.append(Header("Server", engine.settings.user_agent))
     offer = method == "INVITE" and not request.body
-    body, content_type = body_out(engine, call, leg, response, offer=offer)
+    try:
+        body, content_type = body_out(engine, call, leg, response, offer=offer)
+    except SdpError as exc:
+        # The peer's answer cannot be converted: keep the media as it was negotiated.
+        media_warning(engine, call.call_id, exc)
+        body, content_type = leg.sdp_out, SDP
     relayed = make_response(request, status, response.reason, headers=tuple(headers))
     relayed = relayed.with_body(body, content_type)
     if response.final:
@@ -237,7 +268,11 @@ def on_in_dialog_ack(engine: Engine, call: Call, leg: Leg, ack: Request) -> None
     other = call.other(leg)
     if leg.ack_relay_seq is not None and other.dialog is not None:
         seq, leg.ack_relay_seq = leg.ack_relay_seq, None
-        body, content_type = body_out(engine, call, other, ack, offer=False)
+        try:
+            body, content_type = body_out(engine, call, other, ack, offer=False)
+        except SdpError as exc:
+            media_warning(engine, call.call_id, exc)
+            body, content_type = b"", None
         relayed = other.dialog.create_ack(
             seq, other.new_via(engine.shard), body=body, content_type=content_type
         )

@@ -25,6 +25,7 @@ Theory of operation (RFC 3261 sections 13-15, 9):
 
 from __future__ import annotations
 
+from rtcgw.sdp.errors import SdpError
 from rtcgw.sip.dialog import Dialog, DialogState
 from rtcgw.sip.errors import RemoteProtocolError
 from rtcgw.sip.events import ServerTransactionKey
@@ -34,7 +35,13 @@ from rtcgw.sip.transaction import Role, TransactionState
 from rtcgw.sip.transaction_client import make_cancel
 from rtcgw.sip.transport import Peer
 from rtcgw.worker.b2bua.call import Call, CallState, CallTrigger
-from rtcgw.worker.b2bua.events import CallAnswered, CallDirection, CallStarted, EndReason
+from rtcgw.worker.b2bua.events import (
+    CallAnswered,
+    CallDirection,
+    CallStarted,
+    EndReason,
+    MediaRefused,
+)
 from rtcgw.worker.b2bua.leg import Leg, Retransmission
 from rtcgw.worker.b2bua.relay import copied_headers, option_tags, our_contact
 from rtcgw.worker.b2bua.routing import WEBSOCKET_TRANSPORTS, route
@@ -45,6 +52,7 @@ from rtcgw.worker.b2bua.state import AuthMemo, ClientContext, Engine, Purpose, S
 __all__ = [
     "body_out",
     "hang_up",
+    "media_warning",
     "on_ack",
     "on_cancel",
     "on_initial_invite",
@@ -78,16 +86,33 @@ def body_out(
 
     An SDP body passes through the SDP seam (offer or answer); the leg remembers it for
     refresh re-INVITEs. Other bodies (DTMF INFO, MESSAGE text) cross unchanged.
+
+    Raises:
+        SdpError: the seam refused the body (``status_hint``: what to answer its sender).
     """
     if not message.body:
         return b"", None
     content_type = message.get("Content-Type")
     if message.content_type == SDP:
         seam = engine.sdp.offer_out if offer else engine.sdp.answer_out
-        body = seam(call.call_id, leg.side, message.body)
+        body = seam(call, leg, message.body)
         leg.sdp_out = body
         return body, content_type
     return message.body, content_type
+
+
+def media_warning(engine: Engine, call_id: str, exc: SdpError) -> Header:
+    """Report the seam's refusal and make the Warning that explains the 488 (RFC 3261
+    20.43: 305 Incompatible media format)."""
+    reason = str(exc)
+    engine.notice(MediaRefused(call_id, _status_of(exc), reason))
+    text = reason.replace("\\", "").replace('"', "'")
+    return Header("Warning", f'305 rtcgw "{text}"')
+
+
+def _status_of(exc: SdpError) -> int:
+    status = getattr(exc, "status_hint", 488)
+    return status if isinstance(status, int) else 488
 
 
 def _new_leg(
@@ -172,7 +197,13 @@ def on_initial_invite(
         headers.append(Header("Require", ", ".join(require)))
     headers.append(Header("User-Agent", engine.settings.user_agent))
     outgoing = Request("INVITE", ruri, tuple(headers))
-    body, content_type = body_out(engine, call, b, request, offer=True)
+    try:
+        body, content_type = body_out(engine, call, b, request, offer=True)
+    except SdpError as exc:
+        warning = media_warning(engine, call.call_id, exc)
+        engine.sdp.call_ended(call, _status_of(exc))
+        engine.reject(key, request, _status_of(exc), headers=(warning,), to_tag=a.local_tag)
+        return
     outgoing = outgoing.with_body(body, content_type)
     b.invite = outgoing
     engine.add_call(call)
@@ -197,7 +228,14 @@ def _relay_to_caller(engine: Engine, call: Call, response: Response) -> Response
             headers.append(Header("Require", "timer"))  # RFC 4028 section 9
     headers.append(Header("Server", engine.settings.user_agent))
     offer = call.late_offer and 200 <= status < 300
-    body, content_type = body_out(engine, call, a, response, offer=offer)
+    try:
+        body, content_type = body_out(engine, call, a, response, offer=offer)
+    except SdpError as exc:
+        if 200 <= status < 300:
+            raise  # the caller of a 2xx ends the call (_on_success)
+        # A provisional answer we cannot convert: relay the progress without its SDP.
+        media_warning(engine, call.call_id, exc)
+        body, content_type = b"", None
     reason = response.reason
     if status == 183 and call.decision.mediate_183_to_180 and a.side is LegSide.CLIENT:
         # The early SDP went through the seam above (the gateway's side uses it); the
@@ -345,7 +383,11 @@ def _on_success(engine: Engine, call: Call, response: Response) -> None:
     if not call.late_offer:
         b.ack = dialog.create_ack(cseq, b.new_via(engine.shard))
         engine.send_direct(b.ack, b.peer)
-    relayed = _relay_to_caller(engine, call, response)
+    try:
+        relayed = _relay_to_caller(engine, call, response)
+    except SdpError as exc:
+        _refuse_answer(engine, call, exc)
+        return
     assert a.dialog is not None and a.invite_server_key is not None
     a.dialog.response_sent(relayed)
     engine.respond(a.invite_server_key, relayed)
@@ -359,6 +401,23 @@ def _on_success(engine: Engine, call: Call, response: Response) -> None:
             engine.now + 64 * engine.t1,
         )
     engine.notice(CallAnswered(call.call_id))
+
+
+def _refuse_answer(engine: Engine, call: Call, exc: SdpError) -> None:
+    """The callee's 2xx carries SDP we cannot convert: end its dialog, 488 the caller."""
+    a, b = call.a, call.b
+    warning = media_warning(engine, call.call_id, exc)
+    if b.ack is None and b.dialog is not None and b.invite is not None:
+        b.ack = b.dialog.create_ack(b.invite.cseq.seq, b.new_via(engine.shard))
+        engine.send_direct(b.ack, b.peer)
+    send_bye(engine, call, b)
+    assert a.invite is not None and a.invite_server_key is not None
+    status = _status_of(exc)
+    refusal = make_response(a.invite, status, to_tag=a.local_tag, headers=(warning,))
+    engine.respond(a.invite_server_key, refusal)
+    if a.dialog is not None:
+        a.dialog.terminate()
+    engine.finish(call, EndReason.MEDIA_REFUSED, status)
 
 
 def _on_failure(engine: Engine, call: Call, response: Response, reason: EndReason) -> None:
@@ -416,12 +475,22 @@ def on_ack(engine: Engine, call: Call, leg: Leg, ack: Request) -> None:
     call.ack_deadline = None
     call.fire(CallTrigger.ACK)
     b = call.b
+    refused = False
     if b.ack is None and b.dialog is not None and b.invite is not None:
-        body, content_type = body_out(engine, call, b, ack, offer=False)
+        try:
+            body, content_type = body_out(engine, call, b, ack, offer=False)
+        except SdpError as exc:
+            # The late answer cannot be converted: the ACK must still go (RFC 3261 13.2.2.4),
+            # then the call ends on both legs.
+            media_warning(engine, call.call_id, exc)
+            body, content_type, refused = b"", None, True
         b.ack = b.dialog.create_ack(
             b.invite.cseq.seq, b.new_via(engine.shard), body=body, content_type=content_type
         )
         engine.send_direct(b.ack, b.peer)
+    if refused:
+        hang_up(engine, call, EndReason.MEDIA_REFUSED)
+        return
     engine.schedule(call)
 
 

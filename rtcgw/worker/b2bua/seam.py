@@ -2,14 +2,23 @@
 
 Every SDP body the B2BUA sends (INVITE, 18x, 2xx, ACK, UPDATE, PRACK with
 ``application/sdp``) goes through ``offer_out`` or ``answer_out`` of the ``SdpSeam`` it was
-given, with the side it is sent to. The media layer plugs its WebRTC <-> plain RTP
-transform and its relay allocation in here; ``PassThroughSdp`` leaves bodies unchanged.
+given, with the leg it is sent on. The media layer (``rtcgw.worker.media.seam``) plugs its
+WebRTC <-> plain RTP conversion and its relay allocation in here; ``PassThroughSdp`` leaves
+bodies unchanged.
+
+A seam refuses a body it cannot use by raising ``rtcgw.sdp.errors.SdpError`` (its
+``status_hint`` is 488): the B2BUA then answers the offerer with that status instead of
+forwarding.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Protocol, final
+
+if TYPE_CHECKING:
+    from rtcgw.worker.b2bua.call import Call
+    from rtcgw.worker.b2bua.leg import Leg
 
 __all__ = ["LegSide", "PassThroughSdp", "SdpSeam"]
 
@@ -22,18 +31,23 @@ class LegSide(enum.Enum):
 
 
 class SdpSeam(Protocol):
-    """Where offers and answers go out; ``call_id`` is the call's (A-leg) Call-ID."""
+    """Where offers and answers go out; ``leg`` is the leg the body is sent on."""
 
-    def offer_out(self, call_id: str, leg: LegSide, sdp: bytes) -> bytes:
-        """The offer to send on the ``leg`` side, made from the other side's offer."""
+    def offer_out(self, call: Call, leg: Leg, sdp: bytes) -> bytes:
+        """The offer to send on ``leg``, made from the other leg's offer."""
         ...
 
-    def answer_out(self, call_id: str, leg: LegSide, sdp: bytes) -> bytes:
-        """The answer to send on the ``leg`` side, made from the other side's answer."""
+    def answer_out(self, call: Call, leg: Leg, sdp: bytes) -> bytes:
+        """The answer to send on ``leg``, made from the other leg's answer."""
         ...
 
-    def call_ended(self, call_id: str) -> None:
-        """The call is over: release whatever was allocated for it."""
+    def local_answer(self, call: Call, leg: Leg, sdp: bytes) -> bytes | None:
+        """An answer to ``leg``'s re-offer that concerns ``leg`` alone (an ICE restart),
+        or None when the other leg must see the offer."""
+        ...
+
+    def call_ended(self, call: Call, status: int | None) -> None:
+        """The call is over (``status``: the final answer that ended it, if any)."""
         ...
 
 
@@ -41,13 +55,17 @@ class SdpSeam(Protocol):
 class PassThroughSdp:
     """An ``SdpSeam`` that sends every body unchanged (signaling-only tests, no media)."""
 
-    def offer_out(self, call_id: str, leg: LegSide, sdp: bytes) -> bytes:
+    def offer_out(self, call: Call, leg: Leg, sdp: bytes) -> bytes:
         """Return ``sdp`` unchanged."""
         return sdp
 
-    def answer_out(self, call_id: str, leg: LegSide, sdp: bytes) -> bytes:
+    def answer_out(self, call: Call, leg: Leg, sdp: bytes) -> bytes:
         """Return ``sdp`` unchanged."""
         return sdp
 
-    def call_ended(self, call_id: str) -> None:
+    def local_answer(self, call: Call, leg: Leg, sdp: bytes) -> bytes | None:
+        """Every re-offer goes to the other leg."""
+        return None
+
+    def call_ended(self, call: Call, status: int | None) -> None:
         """Nothing to release."""

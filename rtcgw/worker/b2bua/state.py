@@ -312,4 +312,4 @@ class Engine:
             return
         call.end_reported = True
         self.notice(CallEnded(call.call_id, reason, status))
-        self.sdp.call_ended(call.call_id)
+        self.sdp.call_ended(call, status)
