@@ -167,6 +167,15 @@ class GatewaySettings:
             maximum=100000,
         ),
     )
+    media_timeout_s: float = field(
+        default=60.0,
+        metadata=doc(
+            "seconds without a media packet in either direction before a relayed call is "
+            "ended with BYE on both legs; 0 = never",
+            minimum=0,
+            maximum=86400,
+        ),
+    )
     register_burst_per_source: int = field(
         default=100,
         metadata=doc(
@@ -256,6 +265,23 @@ class MediaInterface:
     dtls_key_type: DtlsKeyType = field(
         default=DtlsKeyType.EC_P256,
         metadata=doc("key of the generated DTLS certificate: ec-p256 or rsa-2048"),
+    )
+    # Path MTUs below 1280 are common behind VPNs and some firewalls drop larger UDP
+    # datagrams outright: DTLS fragments its handshake to stay under this size.
+    dtls_mtu: int = field(
+        default=1200,
+        metadata=doc("largest DTLS datagram sent, in bytes", minimum=256, maximum=9000),
+    )
+    dtls_ca: Path | None = field(
+        default=None,
+        metadata=doc(
+            "PEM bundle of CAs a DTLS peer's certificate must chain to; omit for browsers, "
+            "whose self-signed certificates are checked by SDP fingerprint only"
+        ),
+    )
+    dtls_require_peer_certificate: bool = field(
+        default=True,
+        metadata=doc("refuse a DTLS peer that presents no certificate (WebRTC peers always do)"),
     )
 
 

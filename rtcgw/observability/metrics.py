@@ -30,6 +30,12 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, multi
 __all__ = [
     "CALLS_ACTIVE",
     "CALLS_TOTAL",
+    "DTLS_HANDSHAKES",
+    "ICE_REQUESTS",
+    "MEDIA_BYTES",
+    "MEDIA_DROPPED",
+    "MEDIA_PACKETS",
+    "MEDIA_SESSIONS_ACTIVE",
     "MULTIPROC_ENV",
     "REGISTER_REQUESTS",
     "REGISTRATIONS_ACTIVE",
@@ -156,6 +162,40 @@ _WORKER_DROP_REASONS = {
     "stray_ack": DropReason.STRAY,
     "stray_response": DropReason.STRAY,
 }
+
+
+# Media: the relay counts in plain ints per stream (a Prometheus increment per packet would
+# cost a large share of the per-packet budget) and adds them here about once a second.
+MEDIA_PACKETS = Counter(
+    "rtcgw_media_packets_total",
+    "RTP/RTCP packets relayed, by conversion path (srtp->rtp, rtp->srtp, srtcp->rtcp, ...)",
+    ["path"],
+)
+MEDIA_BYTES = Counter(
+    "rtcgw_media_bytes_total",
+    "Bytes of RTP/RTCP received for relaying, by conversion path",
+    ["path"],
+)
+MEDIA_DROPPED = Counter(
+    "rtcgw_media_dropped_total",
+    "Media packets dropped, by reason (srtp_auth, unvalidated_source, malformed, ...)",
+    ["reason"],
+)
+ICE_REQUESTS = Counter(
+    "rtcgw_ice_binding_requests_total",
+    "STUN Binding requests on browser-side media sockets, by result",
+    ["result"],
+)
+DTLS_HANDSHAKES = Counter(
+    "rtcgw_dtls_handshakes_total",
+    "DTLS handshakes finished, by result (ok, fingerprint_mismatch, failed) and our role",
+    ["result", "role"],
+)
+MEDIA_SESSIONS_ACTIVE = Gauge(
+    "rtcgw_media_sessions_active",
+    "Calls whose media the worker relays",
+    multiprocess_mode="livesum",
+)
 
 
 def drop_reason_of(worker_reason: str) -> DropReason:

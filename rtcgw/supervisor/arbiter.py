@@ -120,7 +120,7 @@ class Supervisor:
             raise
         host, port = http_sock.getsockname()[:2]
         self._http = (str(host), int(port))
-        boot = WorkerBoot(self.config, self._listeners).dumps()
+        boot = WorkerBoot(self.config, self._listeners, self.worker_count).dumps()
         udp_fds = [(b.interface.name, b.sock.fileno()) for b in bound if _is_udp(b.interface)]
         try:
             async with trio.open_nursery() as nursery:

@@ -32,6 +32,8 @@ class WorkerBoot:
 
     config: GatewayConfig
     listeners: tuple[BoundListener, ...]
+    #: how many workers share the media port ranges (each takes its own slice)
+    worker_count: int = 1
 
     def dumps(self) -> bytes:
         """The pickled form carried by ``Configure.config``."""

@@ -24,6 +24,7 @@ from dataclasses import fields, is_dataclass
 
 import trio
 
+from rtcgw.media.errors import MediaConfigError
 from rtcgw.observability import metrics
 from rtcgw.observability.logging import LogFormat, configure_logging, get_logger
 from rtcgw.registrations import MemoryCache
@@ -52,12 +53,14 @@ from rtcgw.worker.b2bua import (
     BindingReported,
     CallEnded,
     CallStarted,
+    EndReason,
     MessageDropped,
     Output,
     RegisterHandled,
     RequestRejected,
 )
 from rtcgw.worker.boot import WorkerBoot
+from rtcgw.worker.media.build import build_media
 from rtcgw.worker.settings import b2bua_settings
 
 __all__ = ["EXIT_BOOT_FAILED", "STOP_LINGER_S", "main"]
@@ -120,6 +123,12 @@ class WorkerRuntime:
                 continue
             await self._handle(message)
         await self._ipc.send(Stopped(self.index))
+
+    async def end_timed_out_calls(self, call_ids: trio.MemoryReceiveChannel[str]) -> None:
+        """End each call the media relay found silent for the media timeout."""
+        async for call_id in call_ids:
+            now = trio.current_time()
+            await self._emit(self.core.end_call(call_id, EndReason.MEDIA_TIMEOUT, now))
 
     async def _handle(self, message: IpcMessage) -> None:
         now = trio.current_time()
@@ -229,19 +238,28 @@ async def _serve(args: argparse.Namespace) -> int:
     if not isinstance(first, Configure):
         log.error("worker.boot_failed", worker=args.index, reason=f"expected configure: {first}")
         return EXIT_BOOT_FAILED
+    # Media timeouts come from the relay's timers, which cannot await: they are queued here
+    # and the runtime ends those calls. At most one entry per call ever waits, so the
+    # buffer is bounded by the calls of the worker.
+    timed_out_send, timed_out = trio.open_memory_channel[str](math.inf)
     try:
         boot = WorkerBoot.loads(first.config)
         settings = b2bua_settings(boot)
-    except (TypeError, ValueError) as exc:
+        relay, seam = build_media(boot, args.index, on_timeout=timed_out_send.send_nowait)
+    except (TypeError, ValueError, MediaConfigError) as exc:
         log.error("worker.boot_failed", worker=args.index, reason=str(exc))
         return EXIT_BOOT_FAILED
     rules = CompiledRules.from_config(boot.config)
-    core = B2bua(settings, shard=args.index, rules=rules, registrations=MemoryCache())
+    core = B2bua(settings, shard=args.index, rules=rules, registrations=MemoryCache(), sdp=seam)
     runtime = WorkerRuntime(args.index, core, ipc=ipc, udp=udp, boot=boot)
     await ipc.send(Ready(args.index, os.getpid()))
     try:
-        await runtime.run()
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(relay.run)
+            nursery.start_soon(runtime.end_timed_out_calls, timed_out)
+            await runtime.run()
+            nursery.cancel_scope.cancel()
+    except* (trio.BrokenResourceError, trio.ClosedResourceError):
         log.info("worker.supervisor_gone", worker=args.index)
     return 0
 

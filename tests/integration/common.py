@@ -3,10 +3,16 @@ browser."""
 
 from __future__ import annotations
 
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import trio
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,8 +26,27 @@ DTMF = "application/dtmf-relay"
 
 
 def args(pbx_port: int) -> tuple[str, ...]:
-    """``rtcgw run`` arguments: WS and SIP on loopback port 0, the PBX at ``pbx_port``."""
-    return ("--pbx", f"127.0.0.1:{pbx_port}", "--ws", "127.0.0.1:0", "--sip", "127.0.0.1:0")
+    """``rtcgw run`` arguments for the signaling tests: the handbook's configuration for a
+    PBX at ``pbx_port`` (WS and SIP on loopback port 0) without its media actions.
+
+    These tests follow SIP messages and check which SDP body reached which peer by its
+    session name; with media anchored the gateway writes every body itself (that is
+    tested in test_media.py), so here the bodies pass through unchanged.
+    """
+    command = [
+        sys.executable, "-m", "rtcgw", "config", "--pbx", f"127.0.0.1:{pbx_port}",
+        "--ws", "127.0.0.1:0", "--sip", "127.0.0.1:0",
+    ]  # fmt: skip
+    text = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    text = "".join(line for line in text.splitlines(True) if not _MEDIA_ACTION.search(line))
+    # A rule keeps at least one action: dialog handling is what the rules do anyway.
+    text = text.replace("actions = [\n]", 'actions = [\n  { action = "dialog_handling" },\n]')
+    path = Path(tempfile.mkdtemp(prefix="rtcgw-signaling-")) / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return ("-c", str(path))
+
+
+_MEDIA_ACTION = re.compile(r'action = "(rtp_anchoring|force_rtp|force_srtp)"')
 
 
 def sdp(name: str, direction: str = "sendrecv") -> bytes:
@@ -31,6 +56,29 @@ def sdp(name: str, direction: str = "sendrecv") -> bytes:
         f"m=audio 40000 RTP/AVP 0 8 101\r\nc=IN IP4 127.0.0.1\r\n"
         f"a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
     ).encode()
+
+
+def webrtc_sdp(setup: str = "actpass", *, ufrag: str = "brws") -> bytes:
+    """A browser's audio SDP as Chrome shapes it (ICE, DTLS fingerprint, rtcp-mux, BUNDLE)
+    for tests that carry it without sending media: ``setup`` is actpass in an offer,
+    active in an answer."""
+    fingerprint = ":".join(f"{b:02X}" for b in secrets.token_bytes(32))
+    return (
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        "a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 0 8 101\r\nc=IN IP4 0.0.0.0\r\n"
+        "a=rtcp:9 IN IP4 0.0.0.0\r\n"
+        "a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host generation 0\r\n"
+        f"a=ice-ufrag:{ufrag}\r\na=ice-pwd:0123456789abcdefghijklmn\r\n"
+        f"a=fingerprint:sha-256 {fingerprint}\r\na=setup:{setup}\r\na=mid:0\r\n"
+        "a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\n"
+    ).encode()
+
+
+def sdp_lines(message: Request | Response) -> list[str]:
+    """The lines of a message's SDP body."""
+    return message.body.decode().splitlines()
 
 
 def session_name(message: Request | Response) -> str:

@@ -14,12 +14,9 @@ import trio
 
 from rtcgw.sip import Response
 from tests.integration.browser import Call, browser
+from tests.integration.common import args
 from tests.integration.gateway import RunningGateway, run_gateway
 from tests.integration.sipp import SCENARIOS, finish, free_udp_port, start_sipp
-
-
-def _args(pbx_port: int) -> tuple[str, ...]:
-    return ("--pbx", f"127.0.0.1:{pbx_port}", "--ws", "127.0.0.1:0", "--sip", "127.0.0.1:0")
 
 
 async def _call_and_hang_up(gateway: RunningGateway, user: str) -> Call:
@@ -38,7 +35,7 @@ async def test_browser_calls_a_sipp_uas_and_hangs_up() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
         sipp = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", "1")
-        async with run_gateway(_args(pbx_port)) as gateway:
+        async with run_gateway(args(pbx_port)) as gateway:
             call = await _call_and_hang_up(gateway, "alice")
             assert await finish(sipp) == 0
         # The answer the browser saw carries the browser's own dialog, not the PBX's.
@@ -54,7 +51,7 @@ async def test_sipp_calls_a_registered_browser() -> None:
             "-sf", str(SCENARIOS / "registrar.xml"), "-p", str(pbx_port), "-m", "1"
         )
         async with (
-            run_gateway(_args(pbx_port)) as gateway,
+            run_gateway(args(pbx_port)) as gateway,
             browser(gateway.address("WS"), "alice") as alice,
         ):
             registered = await alice.register()
@@ -92,7 +89,7 @@ async def test_browser_cancels_a_ringing_call() -> None:
     scenario = str(SCENARIOS / "uas_ring_until_cancel.xml")
     with trio.fail_after(60):
         sipp = await start_sipp("-sf", scenario, "-p", str(pbx_port), "-m", "1")
-        async with run_gateway(_args(pbx_port)) as gateway:
+        async with run_gateway(args(pbx_port)) as gateway:
             async with browser(gateway.address("WS"), "alice") as alice:
                 request = alice._request(
                     "INVITE", "sip:bob@example.test", to="<sip:bob@example.test>"
@@ -119,7 +116,7 @@ async def test_calls_spread_over_two_workers() -> None:
     calls = 8
     with trio.fail_after(90):
         sipp = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", str(calls))
-        async with run_gateway(_args(pbx_port), workers=2) as gateway:
+        async with run_gateway(args(pbx_port), workers=2) as gateway:
             for n in range(calls):
                 await _call_and_hang_up(gateway, f"user{n}")
             assert await finish(sipp) == 0
@@ -133,7 +130,7 @@ async def test_calls_on_one_worker_survive_the_other_being_killed() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(120):
         sipp = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", "1")
-        async with run_gateway(_args(pbx_port), workers=2) as gateway:
+        async with run_gateway(args(pbx_port), workers=2) as gateway:
             async with browser(gateway.address("WS"), "alice") as alice:
                 call, final = await alice.invite("bob")
                 assert final.status == 200
@@ -154,7 +151,7 @@ async def test_sigterm_hangs_up_calls_on_both_legs() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
         sipp = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", "1")
-        async with run_gateway(_args(pbx_port)) as gateway:
+        async with run_gateway(args(pbx_port)) as gateway:
             async with browser(gateway.address("WS"), "alice") as alice:
                 call, final = await alice.invite("bob")
                 assert final.status == 200

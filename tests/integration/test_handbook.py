@@ -25,7 +25,7 @@ from pathlib import Path
 import trio
 
 from tests.integration.browser import Browser, browser
-from tests.integration.common import gateway_uri, scrape, sdp, value
+from tests.integration.common import gateway_uri, scrape, sdp_lines, value, webrtc_sdp
 from tests.integration.gateway import RunningGateway, run_gateway
 from tests.integration.handbook import client_tls, handbook_config
 from tests.integration.sipp import finish, free_udp_port, start_scenario, start_sipp
@@ -71,7 +71,7 @@ async def test_b_a_registered_browser_calls_the_pbx(tmp_path: Path) -> None:
             assert (await alice.register()).status == 200
             assert await finish(registrar) == 0
             pbx = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", "1")
-            call, final = await alice.invite("bob", sdp=sdp("alice-offer"))
+            call, final = await alice.invite("bob", sdp=webrtc_sdp())
             assert final.status == 200
             await alice.ack(call)
             assert (await alice.bye(call)).status == 200
@@ -100,7 +100,9 @@ async def test_c_the_pbx_reaches_a_registered_browser_and_not_an_offline_one(
             )  # fmt: skip
             invite = await alice.receive_request("INVITE")
             assert str(invite.uri) == alice.contact.strip("<>")  # retargeted to its Contact
-            call = await alice.answer(invite, sdp=sdp("alice-answer"))
+            # The PBX offered plain RTP; alice gets a WebRTC offer and answers as Chrome does.
+            assert "a=setup:actpass" in sdp_lines(invite)
+            call = await alice.answer(invite, sdp=webrtc_sdp("active"))
             await alice.receive_request("ACK")
             bye = await alice.receive_in_dialog(call, "BYE")
             await alice.respond(bye, 200)

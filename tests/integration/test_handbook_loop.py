@@ -22,7 +22,7 @@ from pathlib import Path
 import trio
 
 from tests.integration.browser import browser
-from tests.integration.common import gateway_uri, sdp, session_name
+from tests.integration.common import gateway_uri, sdp_lines, webrtc_sdp
 from tests.integration.gateway import RunningGateway, run_gateway
 from tests.integration.handbook import client_tls, handbook_config
 from tests.integration.sipp import error_log, finish, free_udp_port, start_scenario
@@ -98,19 +98,29 @@ async def test_two_clients_call_each_other_through_the_pbx(tmp_path: Path) -> No
                     invite = await bob.receive_request("INVITE")
                     # Retargeted from the PBX's R-URI to the contact bob registered.
                     assert invite.uri.host == bob.host, invite.uri  # type: ignore[union-attr]
-                    # alice's offer made it around the loop.
-                    assert session_name(invite) == "alice-offer"
-                    call = await bob.answer(invite, sdp=sdp("bob-answer"))
+                    # The offer bob gets was written for his leg by the second pass
+                    # through the gateway: a WebRTC offer with that call's own ICE
+                    # credentials, not alice's SDP.
+                    lines = sdp_lines(invite)
+                    assert "a=setup:actpass" in lines and "a=ice-lite" in lines
+                    assert "a=ice-ufrag:alic" not in lines
+                    offered.extend(x for x in lines if x.startswith("a=ice-ufrag:"))
+                    call = await bob.answer(invite, sdp=webrtc_sdp("active", ufrag="bobb"))
                     await bob.receive_in_dialog(call, "ACK")
                     bye = await bob.receive_in_dialog(call, "BYE")
                     await bob.respond(bye, 200)
 
+                offered: list[str] = []
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(bob_answers)
-                    call, final = await alice.invite("bob", sdp=sdp("alice-offer"))
+                    call, final = await alice.invite("bob", sdp=webrtc_sdp(ufrag="alic"))
                     assert final.status == 200, final
-                    # bob's answer made it back around the loop.
-                    assert session_name(final) == "bob-answer"
+                    # alice's answer is the first pass's own, for her leg.
+                    lines = sdp_lines(final)
+                    assert "a=setup:passive" in lines and "a=ice-lite" in lines
+                    answered = [x for x in lines if x.startswith("a=ice-ufrag:")]
+                    # Two passes, two calls, two media sessions with their own credentials.
+                    assert answered and offered and answered != offered
                     await alice.ack(call)
                     assert (await alice.bye(call)).status == 200
 

@@ -1,0 +1,89 @@
+"""A worker's media relay and SDP seam, built from the configuration at start-up.
+
+Each media interface gives a ``MediaSite``: a pool over this worker's slice of its port
+range, bound to its bind address, and the addresses its SDP advertises (the configured
+public ones for 1:1 NAT, else the bind address, else, for a wildcard bind, the local
+address of the route toward the first SIP destination). The DTLS certificate is the
+configured one or a fresh self-signed one; it is made once per worker, and every call of
+the worker uses it (its fingerprint goes into each SDP the worker writes).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+import trio
+
+from rtcgw.config import GatewayConfig, MediaInterface
+from rtcgw.media.certificates import DtlsCertificate, generate_certificate, load_certificate
+from rtcgw.media.dtls import DtlsContexts, DtlsSettings
+from rtcgw.worker.boot import WorkerBoot
+from rtcgw.worker.media.ports import PortPool, worker_slice
+from rtcgw.worker.media.relay import MediaRelay
+from rtcgw.worker.media.seam import MediaSeam
+from rtcgw.worker.media.session import MediaEndpoint, MediaSite
+from rtcgw.worker.settings import facing_address
+
+__all__ = ["build_media"]
+
+
+def build_media(
+    boot: WorkerBoot, index: int, *, on_timeout: Callable[[str], None]
+) -> tuple[MediaRelay, MediaSeam]:
+    """The relay (to run as a task) and the seam (to give the B2BUA) of worker ``index``.
+
+    Raises:
+        MediaConfigError: the DTLS certificate, key or CA file cannot be used.
+        ValueError: the port range cannot be split between the workers.
+    """
+    config = boot.config
+    relay = MediaRelay()
+    sites = {
+        medium.name: _site(config, medium, index, max(1, boot.worker_count))
+        for medium in config.media
+    }
+    first = config.media[0]
+    settings = DtlsSettings(
+        certificate=_certificate(first),
+        mtu=first.dtls_mtu,
+        ca_file=first.dtls_ca,
+        require_peer_certificate=first.dtls_require_peer_certificate,
+    )
+    endpoint = MediaEndpoint(relay, DtlsContexts(settings), trio.current_time)
+    seam = MediaSeam(
+        config,
+        endpoint,
+        sites,
+        media_timeout_s=config.gateway.media_timeout_s,
+        on_timeout=on_timeout,
+    )
+    return relay, seam
+
+
+def _certificate(medium: MediaInterface) -> DtlsCertificate:
+    if medium.dtls_certificate is not None and medium.dtls_key is not None:
+        return load_certificate(medium.dtls_certificate, medium.dtls_key)
+    return generate_certificate(medium.dtls_key_type)
+
+
+def _site(config: GatewayConfig, medium: MediaInterface, index: int, count: int) -> MediaSite:
+    first, last = worker_slice(medium.rtp_port_range, index, count)
+    bind = str(medium.bind_address)
+    advertised = tuple(str(a) for a in medium.advertised_addresses)
+    if not advertised:
+        address = ipaddress.ip_address(bind)
+        if address.is_unspecified:
+            advertised = (_facing(config, ipv6=address.version == 6),)
+        else:
+            advertised = (bind,)
+    return MediaSite(PortPool(bind, first, last), advertised)
+
+
+def _facing(config: GatewayConfig, *, ipv6: bool) -> str:
+    for realm in config.realms:
+        for agent in realm.call_agents:
+            if agent.destination is not None:
+                destination = agent.destination
+                return facing_address(destination.host, destination.port_or_default, ipv6=ipv6)
+    return "::1" if ipv6 else "127.0.0.1"
