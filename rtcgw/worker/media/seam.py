@@ -184,6 +184,12 @@ class MediaSeam:
     def _check_transports(self, session: MediaSession, now: float) -> None:
         for leg in (session.a, session.b):
             for transport in leg.transports:
+                # A flight whose timer was armed outside the session's own timers (the
+                # ClientHello sent when ICE first validates the browser) is retransmitted
+                # from here, within a second of its deadline.
+                deadline = transport.next_deadline()
+                if deadline is not None and deadline <= now:
+                    transport.handle_timeout(now)
                 if transport.check_consent(now):
                     log.info("media.consent_lost", call_id=session.call_id, leg=leg.name)
                 if transport.dtls_changed:
