@@ -244,27 +244,34 @@ class BrowserTransport:
         else:
             self._first_stream_counters().drop(Drop.MALFORMED)
 
-    def _on_srtp(self, data: bytes, source: Address, now: float) -> None:
+    def _decrypt(self, data: bytes, source: Address, *, rtcp: bool) -> bytes | None:
+        """The plain packet, or None after counting why it is dropped (the source is not
+        ICE-validated, no keys yet, authentication or replay check failed, too short)."""
         srtp = self.srtp
+        reason = None
         if source != self.destination and not self.ice.is_validated(source):
-            self._first_stream_counters().drop(Drop.UNVALIDATED_SOURCE)
-            return
-        if srtp is None:
-            self._first_stream_counters().drop(Drop.NOT_READY)
-            return
-        try:
-            packet = srtp.unprotect(data)
-        except SrtpAuthError:
-            self._first_stream_counters().drop(Drop.SRTP_AUTH)
-            return
-        except SrtpReplayError:
-            self._first_stream_counters().drop(Drop.SRTP_REPLAY)
-            return
-        except SrtpError:
-            self._first_stream_counters().drop(Drop.MALFORMED)
-            return
-        if len(packet) < 12:
-            self._first_stream_counters().drop(Drop.MALFORMED)
+            reason = Drop.UNVALIDATED_SOURCE
+        elif srtp is None:
+            reason = Drop.NOT_READY
+        else:
+            try:
+                packet = srtp.unprotect_rtcp(data) if rtcp else srtp.unprotect(data)
+            except SrtpAuthError:
+                reason = Drop.SRTP_AUTH
+            except SrtpReplayError:
+                reason = Drop.SRTP_REPLAY
+            except SrtpError:
+                reason = Drop.MALFORMED
+            else:
+                if len(packet) >= (8 if rtcp else 12):
+                    return packet
+                reason = Drop.MALFORMED
+        self._first_stream_counters().drop(reason)
+        return None
+
+    def _on_srtp(self, data: bytes, source: Address, now: float) -> None:
+        packet = self._decrypt(data, source, rtcp=False)
+        if packet is None:
             return
         ssrc = int.from_bytes(packet[8:12], "big")
         stream = self._by_ssrc.get(ssrc)
@@ -289,26 +296,8 @@ class BrowserTransport:
         peer.send_rtp(packet, now)
 
     def _on_srtcp(self, data: bytes, source: Address, now: float) -> None:
-        srtp = self.srtp
-        if source != self.destination and not self.ice.is_validated(source):
-            self._first_stream_counters().drop(Drop.UNVALIDATED_SOURCE)
-            return
-        if srtp is None:
-            self._first_stream_counters().drop(Drop.NOT_READY)
-            return
-        try:
-            compound = srtp.unprotect_rtcp(data)
-        except SrtpAuthError:
-            self._first_stream_counters().drop(Drop.SRTP_AUTH)
-            return
-        except SrtpReplayError:
-            self._first_stream_counters().drop(Drop.SRTP_REPLAY)
-            return
-        except SrtpError:
-            self._first_stream_counters().drop(Drop.MALFORMED)
-            return
-        if len(compound) < 8:
-            self._first_stream_counters().drop(Drop.MALFORMED)
+        compound = self._decrypt(data, source, rtcp=True)
+        if compound is None:
             return
         # The first packet's sender SSRC is the browser's stream it reports for.
         stream = self._by_ssrc.get(int.from_bytes(compound[4:8], "big"))
