@@ -25,7 +25,7 @@ from rtcgw.sdp.attributes import (
     rtcp_of,
     setup_of,
 )
-from rtcgw.sdp.codecs import Codec, codecs_of, filter_codecs, format_codecs, has_media_codec
+from rtcgw.sdp.codecs import Codec, codecs_of, format_codecs, has_media_codec
 from rtcgw.sdp.errors import SdpError, SdpNegotiationError
 from rtcgw.sdp.model import Attribute, MediaSection, SessionDescription
 from rtcgw.sdp.writer import LegProfile
@@ -35,12 +35,7 @@ __all__ = [
     "RemoteStream",
     "answer_codecs",
     "describe",
-    "offer_codecs",
 ]
-
-#: Attributes that describe a sender's own RTP streams; toward another peer they are
-#: replaced by ours, since the gateway re-originates the stream (own SSRC, own msid).
-_SENDER_ATTRIBUTES = frozenset({"ssrc", "ssrc-group", "msid"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,21 +158,6 @@ def _ssrcs(section: MediaSection) -> tuple[int, ...]:
         if token.isdigit() and int(token) not in seen:
             seen.append(int(token))
     return tuple(seen)
-
-
-def offer_codecs(
-    stream: RemoteStream,
-    *,
-    whitelist: Sequence[str] | None,
-    blacklist: Sequence[str] | None,
-) -> tuple[Codec, ...]:
-    """The codecs of an offered stream that the rules let through, in the offerer's order.
-
-    Returns an empty tuple when no media codec survives (telephone-event, CN and repair
-    codecs alone carry no media); the caller rejects the stream then.
-    """
-    kept = filter_codecs(stream.codecs, whitelist=whitelist, blacklist=blacklist)
-    return kept if has_media_codec(kept) else ()
 
 
 def answer_codecs(offered: Sequence[Codec], answered: Sequence[Codec]) -> tuple[Codec, ...]:

@@ -34,10 +34,10 @@ from rtcgw.media.ice_lite import IceCredentials, IceLiteAgent
 from rtcgw.media.rtp import RtpRewriter
 from rtcgw.media.srtp import SrtpProfile, SrtpSession, new_master_key
 from rtcgw.sdp.attributes import Crypto, Direction, Fingerprint, Setup, strongest_fingerprint
-from rtcgw.sdp.codecs import Codec, format_codecs
+from rtcgw.sdp.codecs import Codec, filter_codecs, format_codecs, has_media_codec
 from rtcgw.sdp.errors import SdpNegotiationError
 from rtcgw.sdp.model import Attribute, parse_sdp
-from rtcgw.sdp.negotiation import RemoteDescription, answer_codecs, describe, offer_codecs
+from rtcgw.sdp.negotiation import RemoteDescription, answer_codecs, describe
 from rtcgw.sdp.writer import LegProfile, LegState, StreamState, write_sdp
 from rtcgw.worker.media.policy import LegPolicy
 from rtcgw.worker.media.ports import PortPool
@@ -256,16 +256,13 @@ class MediaSession:
             if stream.media == "video" and (leg.policy.strip_video or other.policy.strip_video):
                 result.append(())
                 continue
-            codecs = offer_codecs(
-                stream, whitelist=leg.policy.whitelist, blacklist=leg.policy.blacklist
+            kept = filter_codecs(
+                stream.codecs, whitelist=leg.policy.whitelist, blacklist=leg.policy.blacklist
             )
-            if codecs:
-                codecs = offer_codecs(
-                    replace(stream, codecs=codecs),
-                    whitelist=other.policy.whitelist,
-                    blacklist=other.policy.blacklist,
-                )
-            result.append(codecs)
+            kept = filter_codecs(
+                kept, whitelist=other.policy.whitelist, blacklist=other.policy.blacklist
+            )
+            result.append(kept if has_media_codec(kept) else ())
         return result
 
     def _restart_ice_if_asked(self, leg: LegMedia, remote: RemoteDescription) -> None:
@@ -296,7 +293,7 @@ class MediaSession:
             # Ours is the other end of it.
             leg.setup = Setup.ACTIVE if answered is Setup.PASSIVE else Setup.PASSIVE
         self._learn_peer(leg, remote)
-        self._key_sdes(leg, remote, offering=True)
+        self._key_sdes(leg, remote)
 
     def _learn_peer(self, leg: LegMedia, remote: RemoteDescription) -> None:
         for stream in remote.streams:
@@ -356,6 +353,7 @@ class MediaSession:
         while len(leg.streams) < len(usable):
             leg.streams.append(None)
         relay = self._endpoint.relay
+        made_plain = False
         for index, wanted in enumerate(usable):
             if not wanted or leg.streams[index] is not None:
                 continue
@@ -378,8 +376,11 @@ class MediaSession:
                 relay.register(rtp, plain.rtp_datagram)
                 relay.register(rtcp, plain.rtcp_datagram)
                 leg.streams[index] = plain
-                if leg.remote is not None and index < len(leg.remote.streams):
-                    self._learn_peer(leg, leg.remote)
+                made_plain = True
+        if made_plain and leg.remote is not None:
+            # New sockets toward a peer whose SDP we already have (a re-offer adding a
+            # stream): point them at it.
+            self._learn_peer(leg, leg.remote)
 
     def _transport_for(self, leg: LegMedia, index: int, *, offering: bool) -> BrowserTransport:
         """The transport carrying m-line ``index``: the shared one when bundled."""
@@ -452,7 +453,7 @@ class MediaSession:
                         endpoint_of.rewriter.set_clock_rate(media.clock_rate)
                     endpoint_of.transport.reindex()
 
-    def _key_sdes(self, leg: LegMedia, remote: RemoteDescription, *, offering: bool) -> None:
+    def _key_sdes(self, leg: LegMedia, remote: RemoteDescription) -> None:
         """SDES (RFC 4568): our key for sending, the peer's from its a=crypto for receiving."""
         if leg.profile is None or not leg.profile.srtp or leg.webrtc:
             return
@@ -471,7 +472,7 @@ class MediaSession:
 
     def _key_offerer(self, leg: LegMedia) -> None:
         if leg.remote is not None:
-            self._key_sdes(leg, leg.remote, offering=False)
+            self._key_sdes(leg, leg.remote)
 
     def _sdes_key(self, leg: LegMedia, index: int, profile: SrtpProfile) -> bytes:
         while len(leg.sdes_keys) <= index:
