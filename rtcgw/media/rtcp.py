@@ -129,7 +129,11 @@ def rewrite_rtcp_for_receiver(
       what this sender sent). If the SR describes another source than the one the
       rewriter relays (or none yet), its timestamp cannot be mapped, so the SR becomes an
       RR: same report blocks, no sender info.
-    * SDES: the SSRC of chunk 1 becomes ``sender_ssrc``; BYE: every listed SSRC does.
+    * SDES: the SSRC of chunk 1 becomes ``sender_ssrc``.
+    * BYE: with ``rewriter``, dropped: the receiver's stream is ours, continuous across the
+      sender's SSRC changes, and a phone's BYE for its old SSRC would tell the receiver that
+      our stream ended (ours ends with the call). Without, every listed SSRC becomes
+      ``sender_ssrc``.
     * RTPFB/PSFB are dropped unless ``keep_feedback``: a peer that did not negotiate
       AVPF (RFC 4585 4.2, ``a=rtcp-fb``) has no use for them. When kept and
       ``media_ssrc`` is given, their media source SSRC (octets 8-11) becomes it.
@@ -188,6 +192,8 @@ def rewrite_rtcp_for_receiver(
             count = compound[start] & 0x1F
             if _RTCP_HEADER_LENGTH + 4 * count > end - start:
                 return None
+            if rewriter is not None:
+                continue
             piece = bytearray(compound[start:end])
             ours = _U32.pack(sender_ssrc)
             for index in range(count):

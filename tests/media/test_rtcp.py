@@ -237,6 +237,22 @@ def test_receiver_report_sdes_and_bye() -> None:
     assert (u32(out, bye_at + 4), u32(out, bye_at + 8)) == (OURS, OURS)
 
 
+def test_bye_of_a_phone_changing_ssrc_does_not_end_our_stream() -> None:
+    # A phone that re-bases (new SSRC after a hold or transfer) says BYE for its old SSRC;
+    # the receiver's stream is ours and goes on, so the BYE stays behind.
+    rw = relaying_rewriter()
+    compound = receiver_report(blocks=(report_block(OTHER),)) + sdes() + bye(PHONE)
+    out = rewrite_rtcp_for_receiver(compound, sender_ssrc=OURS, rewriter=rw, keep_feedback=False)
+    assert out is not None
+    packets = rtcp_packets_untrusted(out)
+    assert packets is not None
+    assert [p[0] for p in packets] == [RtcpType.RR, RtcpType.SDES]
+    assert (
+        rewrite_rtcp_for_receiver(bye(PHONE), sender_ssrc=OURS, rewriter=rw, keep_feedback=False)
+        is None
+    )
+
+
 def test_feedback_dropped_for_a_peer_without_avpf() -> None:
     compound = receiver_report() + nack() + pli() + remb()
     out = rewrite_rtcp_for_receiver(compound, sender_ssrc=OURS, rewriter=None, keep_feedback=False)
