@@ -64,6 +64,8 @@ class RemoteStream:
     ssrcs: tuple[int, ...]
     #: a=extmap lines, kept for the answer's echo toward the same peer
     extmaps: tuple[Attribute, ...]
+    #: the sender's a=msid (RFC 8830: stream and track id), passed on to the other leg
+    msid: str | None = None
 
     @property
     def rejected(self) -> bool:
@@ -145,10 +147,23 @@ def _stream(index: int, section: MediaSection, sdp: SessionDescription) -> Remot
             candidates=candidates,
             ssrcs=ssrcs,
             extmaps=tuple(a for a in section.attributes if a.name == "extmap"),
+            msid=_msid(section),
         )
     except SdpError as exc:
         raise SdpNegotiationError(f"{where}: {exc}") from None
     return stream
+
+
+def _msid(section: MediaSection) -> str | None:
+    """The m-line's msid: its a=msid, else the msid of its first a=ssrc (older Chrome)."""
+    value = section.value("msid")
+    if value:
+        return value
+    for ssrc in section.values("ssrc"):
+        _, _, attribute = ssrc.partition(" ")
+        if attribute.startswith("msid:") and len(attribute) > len("msid:"):
+            return attribute[len("msid:") :]
+    return None
 
 
 def _ssrcs(section: MediaSection) -> tuple[int, ...]:
