@@ -32,11 +32,11 @@ $(STAMP): pyproject.toml | apt-deps
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check rtcgw tests
-	$(BIN)/ruff format --check rtcgw tests
+	$(BIN)/ruff check rtcgw tests benchmarks
+	$(BIN)/ruff format --check rtcgw tests benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy rtcgw
+	$(BIN)/mypy
 
 # pytest exits 5 when it collects nothing: non-zero, so make fails as it should.
 unit: $(STAMP)

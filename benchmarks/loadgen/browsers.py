@@ -1,0 +1,446 @@
+"""The browser-side load generator, as a program: N WebRTC calls through the gateway.
+
+Run as ``python -m benchmarks.loadgen.browsers --wss HOST:PORT --cafile CERT ...``. Each
+call is one SIP-over-WebSocket client (subprotocol ``sip``, Via and Contact under
+``.invalid`` as JsSIP writes them) that sends an INVITE with a WebRTC offer (ICE
+credentials, the fingerprint of the generator's own certificate, ``setup:actpass``,
+rtcp-mux, PCMU only), ACKs the 200 and hands the gateway's answer to the media pump
+(``webrtc_media.py``): ICE, DTLS, SRTP, then 50 probes a second.
+
+Calls are set up at ``--rate`` per second. When every call is up (or failed), the measuring
+window opens for ``--seconds``: probes sent in it are the ones counted. Then the window
+closes, ``--drain-seconds`` let the last probes come back, every call is ended with BYE and
+the program reports. Progress goes to standard output as JSON lines:
+
+- ``{"event": "calls_up", "up": N, "failed": M, ...}`` when set-up is over;
+- ``{"event": "window_start", "cpu": {...}}`` and ``{"event": "window_end", "cpu": {...}}``,
+  with the CPU seconds of the processes named by ``--watch NAME=PID`` (and of the generator
+  itself) read at the moment the phase changed;
+- ``{"event": "report", ...}``: every counter, at the end.
+
+Every wait is bounded; the whole run has a hard deadline derived from its arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import ssl
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket
+
+from benchmarks.loadgen.probe import Phase
+from benchmarks.loadgen.procstat import ProcessGone, cpu_seconds
+from benchmarks.loadgen.webrtc_media import CallState, MediaCall, MediaPump, Remote, rtt_percentiles
+from rtcgw.config import DtlsKeyType
+from rtcgw.media.certificates import generate_certificate
+from rtcgw.media.dtls import DtlsContexts, DtlsSettings
+from rtcgw.sip import (
+    Dialog,
+    Header,
+    Request,
+    Response,
+    SipError,
+    Via,
+    make_response,
+    new_branch,
+    new_tag,
+    parse_message,
+    parse_uri,
+)
+from rtcgw.sip.transaction_client import make_non2xx_ack
+from rtcgw.sip.transport import Transport
+
+__all__ = ["Generator", "GeneratorSettings", "main", "parse_answer"]
+
+DOMAIN: Final = "example.test"
+#: The SIP side's user the browsers call.
+CALLEE: Final = "echo"
+_BYE_TIMEOUT_S: Final = 10.0
+_CLOSE_TIMEOUT_S: Final = 2.0
+_RTT_POINTS: Final = (50.0, 90.0, 99.0, 100.0)
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """What one run of the generator does."""
+
+    wss: tuple[str, int]
+    cafile: str
+    calls: int
+    seconds: float
+    rate: float = 20.0
+    drain_s: float = 1.0
+    setup_timeout_s: float = 20.0
+    watch: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def hard_deadline_s(self) -> float:
+        """How long the whole run may take at most, from its start."""
+        ramp = self.calls / self.rate
+        return ramp + self.setup_timeout_s + self.seconds + self.drain_s + 2 * _BYE_TIMEOUT_S + 30
+
+
+@dataclass(eq=False)
+class _Client:
+    """One call's signaling state."""
+
+    index: int
+    media: MediaCall
+    host: str = field(default_factory=lambda: secrets.token_hex(6) + ".invalid")
+    user: str = field(default_factory=lambda: f"load{secrets.token_hex(3)}")
+    invite: Request | None = None
+    dialog: Dialog | None = None
+    setup_started: float = 0.0
+    outcome: str = "pending"  # up | failed:<why> | pending
+    bye: str = "not sent"
+    ended_by_gateway: bool = False
+    requests_answered: int = 0
+    _final_bye: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def contact(self) -> str:
+        return f"<sip:{self.user}@{self.host};transport=ws>"
+
+    def via(self) -> Via:
+        return Via.new(Transport.WSS, self.host, None, new_branch())
+
+
+def offer_sdp(media: MediaCall, fingerprint: str) -> bytes:
+    """A browser's audio-only WebRTC offer: one PCMU m-line, ICE, DTLS actpass, rtcp-mux."""
+    host, port = media.sock.getsockname()
+    session = secrets.randbelow(1 << 62)
+    lines = [
+        "v=0",
+        f"o=- {session} 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "a=msid-semantic: WMS",
+        f"m=audio {port} UDP/TLS/RTP/SAVPF 0",
+        f"c=IN IP4 {host}",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        f"a=candidate:1 1 udp 2130706431 {host} {port} typ host",
+        "a=end-of-candidates",
+        f"a=ice-ufrag:{media.ice_ufrag}",
+        f"a=ice-pwd:{media.ice_pwd}",
+        f"a=fingerprint:{fingerprint}",
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=sendrecv",
+        "a=rtcp-mux",
+        "a=rtpmap:0 PCMU/8000",
+        f"a=ssrc:{media.ssrc} cname:load",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def parse_answer(body: bytes) -> Remote:
+    """The gateway's ICE credentials, first UDP host candidate and fingerprints.
+
+    Raises:
+        ValueError: the answer lacks one of them.
+    """
+    ufrag = pwd = None
+    candidate: tuple[str, int] | None = None
+    fingerprints: list[tuple[str, str]] = []
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            ufrag = line.split(":", 1)[1].strip()
+        elif line.startswith("a=ice-pwd:"):
+            pwd = line.split(":", 1)[1].strip()
+        elif line.startswith("a=fingerprint:"):
+            algorithm, _, value = line.split(":", 1)[1].strip().partition(" ")
+            fingerprints.append((algorithm.lower(), value.strip()))
+        elif line.startswith("a=candidate:") and candidate is None:
+            parts = line.split(":", 1)[1].split()
+            if len(parts) >= 6 and parts[1] == "1" and parts[2].lower() == "udp":
+                candidate = (parts[4], int(parts[5]))
+    if ufrag is None or pwd is None or candidate is None or not fingerprints:
+        raise ValueError(
+            f"answer without ice-ufrag, ice-pwd, a candidate or a fingerprint: {body[:400]!r}"
+        )
+    return Remote(candidate, ufrag, pwd, tuple(fingerprints))
+
+
+class Generator:
+    """The calls of one run and the figures they collect."""
+
+    def __init__(self, settings: GeneratorSettings) -> None:
+        self.settings = settings
+        certificate = generate_certificate(DtlsKeyType.EC_P256, common_name="load")
+        self.contexts = DtlsContexts(DtlsSettings(certificate=certificate))
+        self.pump = MediaPump(self.contexts)
+        self.tls = ssl.create_default_context(cafile=settings.cafile)
+        self.clients: list[_Client] = []
+        self.hangup = trio.Event()
+        self._settled = 0
+        self._all_settled = trio.Event()
+        self.window: dict[str, Any] = {}
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Write one JSON event line on standard output."""
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    def cpu(self) -> dict[str, float | None]:
+        """CPU seconds so far of the watched processes and of this one."""
+        sample: dict[str, float | None] = {}
+        for name, pid in {**self.settings.watch, "generator": os.getpid()}.items():
+            try:
+                sample[name] = cpu_seconds(pid)
+            except ProcessGone:
+                sample[name] = None
+        return sample
+
+    async def run(self) -> dict[str, Any]:
+        """Set up, measure, hang up; the report."""
+        s = self.settings
+        with trio.fail_after(s.hard_deadline_s):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.pump.run, trio.current_time() + s.hard_deadline_s)
+                async with trio.open_nursery() as calls:
+                    for index in range(s.calls):
+                        calls.start_soon(self._call, index)
+                        await trio.sleep(1 / s.rate)
+                    with trio.move_on_after(s.setup_timeout_s + 5):
+                        await self._all_settled.wait()
+                    await self._measure()
+                    self.hangup.set()
+                nursery.cancel_scope.cancel()
+        return self.report()
+
+    async def _measure(self) -> None:
+        s = self.settings
+        outcomes = Counter(c.outcome for c in self.clients)
+        self.emit({"event": "calls_up", "up": outcomes["up"], "failed": s.calls - outcomes["up"]})
+        start = trio.current_time()
+        self.pump.phase = Phase.MEASURE
+        self.window["cpu_start"] = self.cpu()
+        self.emit({"event": "window_start", "cpu": self.window["cpu_start"]})
+        await trio.sleep(s.seconds)
+        self.pump.phase = Phase.DRAIN
+        self.window["cpu_end"] = self.cpu()
+        self.window["seconds"] = trio.current_time() - start
+        self.emit({"event": "window_end", "cpu": self.window["cpu_end"], **self.window})
+        await trio.sleep(s.drain_s)
+        for client in self.clients:
+            client.media.sending = False
+
+    def _settle(self, client: _Client, outcome: str) -> None:
+        if client.outcome != "pending":
+            return
+        client.outcome = outcome
+        self._settled += 1
+        if self._settled == self.settings.calls:
+            self._all_settled.set()
+
+    async def _call(self, index: int) -> None:
+        media = self.pump.open_call(index)
+        client = _Client(index, media)
+        self.clients.append(client)
+        host, port = self.settings.wss
+        try:
+            async with open_websocket(
+                host,
+                port,
+                "/",
+                use_ssl=self.tls,
+                subprotocols=["sip"],
+                connect_timeout=self.settings.setup_timeout_s,
+                disconnect_timeout=_CLOSE_TIMEOUT_S,
+            ) as ws:
+                await self._talk(client, ws)
+        except (OSError, HandshakeError, ConnectionClosed) as exc:
+            self.pump.fail(media, "websocket")
+            self._settle(client, f"failed:websocket {type(exc).__name__}")
+        finally:
+            self.pump.close_call(media)
+            self._settle(client, "failed:ended early")
+
+    async def _talk(self, client: _Client, ws: WebSocketConnection) -> None:
+        client.setup_started = time.monotonic()  # the pump's clock: ready_at is on it
+        with trio.move_on_after(self.settings.setup_timeout_s):
+            final = await self._invite(client, ws)
+            if final is None:
+                return
+            try:
+                remote = parse_answer(final.body)
+            except ValueError:
+                self._settle(client, "failed:bad answer")
+                return
+            self.pump.connect(client.media, remote)
+            await client.media.ready.wait()
+            self._settle(client, "up")
+        if client.outcome != "up":
+            reason = client.media.failure or f"media {client.media.state} timeout"
+            if client.media.state != CallState.READY:
+                self.pump.fail(client.media, reason)
+            self._settle(client, f"failed:{reason}")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_in_dialog, client, ws)
+            await self.hangup.wait()
+            if client.dialog is not None and not client.ended_by_gateway:
+                await self._bye(client, ws)
+            nursery.cancel_scope.cancel()
+
+    async def _invite(self, client: _Client, ws: WebSocketConnection) -> Response | None:
+        headers = (
+            Header("Via", str(client.via())),
+            Header("Max-Forwards", "69"),
+            Header("To", f"<sip:{CALLEE}@{DOMAIN}>"),
+            Header("From", f"<sip:{client.user}@{DOMAIN}>;tag={new_tag()}"),
+            Header("Call-ID", secrets.token_hex(10)),
+            Header("CSeq", "1 INVITE"),
+            Header("Contact", client.contact),
+            Header("Supported", "ice, replaces, outbound"),
+            Header("User-Agent", "rtcgw-benchmark"),
+        )
+        sdp = offer_sdp(client.media, self.contexts.fingerprint)
+        invite = Request("INVITE", parse_uri(f"sip:{CALLEE}@{DOMAIN}"), headers).with_body(
+            sdp, "application/sdp"
+        )
+        client.invite = invite
+        await ws.send_message(bytes(invite).decode())
+        while True:
+            message = await self._receive(ws)
+            if isinstance(message, Request):
+                await self._answer_request(client, ws, message)
+                continue
+            if message is None or not message.final:
+                continue
+            if not message.success:
+                await ws.send_message(bytes(make_non2xx_ack(invite, message)).decode())
+                self._settle(client, f"failed:{message.status}")
+                return None
+            client.dialog = Dialog.from_uac(invite, message)
+            ack = client.dialog.create_ack(invite.cseq.seq, client.via())
+            await ws.send_message(bytes(ack).decode())
+            return message
+
+    async def _bye(self, client: _Client, ws: WebSocketConnection) -> None:
+        assert client.dialog is not None
+        bye = client.dialog.create_request("BYE", client.via())
+        try:
+            await ws.send_message(bytes(bye).decode())
+        except ConnectionClosed:
+            client.bye = "connection closed"
+            return
+        client.bye = "sent"
+        with trio.move_on_after(_BYE_TIMEOUT_S):
+            await client._final_bye.wait()
+        if not client._final_bye.is_set():
+            client.bye = "no answer"
+
+    async def _read_in_dialog(self, client: _Client, ws: WebSocketConnection) -> None:
+        while True:
+            message = await self._receive(ws)
+            if isinstance(message, Request):
+                await self._answer_request(client, ws, message)
+            elif isinstance(message, Response) and message.final and message.cseq.method == "BYE":
+                client.bye = str(message.status)
+                client._final_bye.set()
+
+    async def _answer_request(
+        self, client: _Client, ws: WebSocketConnection, request: Request
+    ) -> None:
+        client.requests_answered += 1
+        if request.method == "ACK":
+            return
+        if request.method == "BYE":
+            client.ended_by_gateway = True
+        await ws.send_message(bytes(make_response(request, 200)).decode())
+
+    @staticmethod
+    async def _receive(ws: WebSocketConnection) -> Request | Response | None:
+        raw = await ws.get_message()
+        try:
+            return parse_message(raw.encode() if isinstance(raw, str) else raw)
+        except SipError:
+            return None
+
+    def report(self) -> dict[str, Any]:
+        """Every counter of the run, summed over the calls."""
+        calls = [c.media for c in self.clients]
+        sent = [sum(c.sent[p] for c in calls) for p in Phase]
+        received = [sum(c.received[p] for c in calls) for p in Phase]
+        setup_ms = sorted(
+            (c.media.ready_at * 1000 - c.setup_started * 1000)
+            for c in self.clients
+            if c.media.ready_at is not None
+        )
+        return {
+            "event": "report",
+            "outcomes": dict(Counter(c.outcome for c in self.clients)),
+            "sent": sent,
+            "received": received,
+            "send_failed": sum(c.send_failed for c in calls),
+            "out_of_order": sum(c.out_of_order for c in calls),
+            "misrouted": sum(c.misrouted for c in calls),
+            "srtp_errors": sum(c.srtp_errors for c in calls),
+            "rtcp_received": sum(c.rtcp_received for c in calls),
+            "stun_answered": sum(c.stun_answered for c in calls),
+            "late_ticks": self.pump.late_ticks,
+            "rtt_ms": rtt_percentiles(self.pump.rtt_us, _RTT_POINTS),
+            "setup_ms_p50": setup_ms[len(setup_ms) // 2] if setup_ms else None,
+            "setup_ms_max": setup_ms[-1] if setup_ms else None,
+            "bye": dict(Counter(c.bye for c in self.clients)),
+            "ended_by_gateway": sum(c.ended_by_gateway for c in self.clients),
+            **self.window,
+        }
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def _watch(items: list[str]) -> dict[str, int]:
+    watch: dict[str, int] = {}
+    for item in items:
+        name, _, pid = item.partition("=")
+        watch[name] = int(pid)
+    return watch
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the generator once and print its report."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen.browsers")
+    parser.add_argument("--wss", required=True, type=_address, help="gateway wss HOST:PORT")
+    parser.add_argument("--cafile", required=True, help="CA file the wss certificate chains to")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30.0, help="measuring window")
+    parser.add_argument("--rate", type=float, default=20.0, help="call set-ups per second")
+    parser.add_argument("--drain-seconds", type=float, default=1.0)
+    parser.add_argument("--setup-timeout", type=float, default=20.0)
+    parser.add_argument("--watch", action="append", default=[], help="NAME=PID to sample")
+    args = parser.parse_args(argv)
+    settings = GeneratorSettings(
+        wss=args.wss,
+        cafile=args.cafile,
+        calls=args.calls,
+        seconds=args.seconds,
+        rate=args.rate,
+        drain_s=args.drain_seconds,
+        setup_timeout_s=args.setup_timeout,
+        watch=_watch(args.watch),
+    )
+
+    async def run() -> None:
+        generator = Generator(settings)
+        generator.emit(await generator.run())
+
+    trio.run(run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""CPU time of a process and a description of the machine, read from /proc (Linux only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+__all__ = ["ProcessGone", "cpu_seconds", "machine", "udp_drops"]
+
+_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+#: /proc/PID/stat fields after the command name: state is field 3; utime, stime are 14, 15.
+_UTIME_AFTER_COMM: Final = 11
+
+
+class ProcessGone(Exception):
+    """The process has no /proc entry any more (it exited)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds the process ``pid`` has used so far.
+
+    Raises:
+        ProcessGone: there is no such process.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        raise ProcessGone(f"process {pid} has no /proc/{pid}/stat") from None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[_UTIME_AFTER_COMM]), int(fields[_UTIME_AFTER_COMM + 1])
+    return (utime + stime) / _CLOCK_TICKS
+
+
+def machine() -> dict[str, object]:
+    """CPU model and counts, from /proc/cpuinfo and the scheduler's affinity."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cores_online": os.cpu_count() or 0,
+        "cores_usable": len(os.sched_getaffinity(0)),
+    }
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        entries = list(fd_dir.iterdir())
+    except OSError:
+        return inodes
+    for entry in entries:
+        try:
+            target = os.readlink(entry)
+        except OSError:
+            continue  # closed while we looked
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def udp_drops(pid: int) -> int:
+    """Datagrams the kernel dropped so far on the open UDP sockets of ``pid`` (full buffers).
+
+    The ``drops`` column of /proc/net/udp and /proc/net/udp6, summed over the sockets whose
+    inode is one of the process's file descriptors. Sockets already closed are not counted.
+    """
+    inodes = _socket_inodes(pid)
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            if len(fields) >= 13 and fields[9] in inodes:
+                total += int(fields[12])
+    return total

@@ -1,0 +1,372 @@
+"""The browser side's media: ICE checks, a DTLS client, SRTP and paced G.711 probes.
+
+One ``MediaPump`` carries the media of every call of the generator, the way the gateway's
+relay does: one task waits for readiness across all sockets (one level-triggered
+``epoll``) or for the next 2 ms tick, then drains each ready socket in batches with plain
+non-blocking calls. Calls are spread over ten tick slots, so each sends one packet every
+20 ms and the ten slots spread the load over each 20 ms period instead of one burst.
+
+Per call (``MediaCall``): Binding requests with USE-CANDIDATE and the gateway's credentials
+until one is answered, then the DTLS handshake as client (the gateway answered
+``a=setup:passive``), then SRTP with the exported keys. Once ready it sends 50 probes a
+second (``probe.py``), counts what comes back by phase, checks the order by the probe
+counter, notes misrouted probes (another call's index) and the round trip of each probe
+sent in the measuring window. A Binding request every 5 s keeps the gateway's consent
+(RFC 7675) fresh.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import select
+import socket
+import struct
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Final
+
+import trio
+from aioice import stun as aioice_stun
+
+from benchmarks.loadgen.probe import Phase, pack_probe, unpack_probe
+from rtcgw.media.dtls import DtlsContexts, DtlsEndpoint, DtlsRole, DtlsState
+from rtcgw.media.errors import MediaError
+from rtcgw.media.rtp import rtp_payload_offset_untrusted
+from rtcgw.media.srtp import SrtpSession
+from rtcgw.media.stun import verify_integrity
+
+__all__ = ["CallState", "MediaCall", "MediaPump", "Remote", "rtt_percentiles"]
+
+TICK_S: Final = 0.002
+SLOTS: Final = 10  # TICK_S * SLOTS = 20 ms, the G.711 packet time
+SAMPLES_PER_PACKET: Final = 160
+CONSENT_INTERVAL_S: Final = 5.0
+ICE_RETRY_S: Final = 0.5
+BATCH: Final = 64
+_MAX_DATAGRAM: Final = 4096
+_SOCKET_BUFFER_BYTES: Final = 1 << 20
+_RTP_HEADER: Final = struct.Struct("!BBHII")
+_PCMU: Final = 0
+#: A host candidate's priority (RFC 8445 section 5.1.2.1 with type preference 126).
+_PRIORITY: Final = 2130706431
+_PHASES: Final = len(Phase)
+
+
+class CallState:
+    """Where a call's media is (plain string constants keep the hot path cheap)."""
+
+    NEW = "new"
+    ICE = "ice"
+    DTLS = "dtls"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """What the gateway's SDP answer said about its browser-side transport."""
+
+    address: tuple[str, int]
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprints: tuple[tuple[str, str], ...]
+
+
+@dataclass(eq=False)
+class MediaCall:
+    """One call's media transport on the browser side."""
+
+    index: int
+    sock: socket.socket
+    ice_ufrag: str = field(default_factory=lambda: secrets.token_hex(4))
+    ice_pwd: str = field(default_factory=lambda: secrets.token_hex(12))
+    ssrc: int = field(default_factory=lambda: secrets.randbits(32))
+    sequence: int = field(default_factory=lambda: secrets.randbelow(1 << 15))
+    timestamp: int = field(default_factory=lambda: secrets.randbits(31))
+    state: str = CallState.NEW
+    failure: str | None = None
+    remote: Remote | None = None
+    dtls: DtlsEndpoint | None = None
+    srtp: SrtpSession | None = None
+    ready: trio.Event = field(default_factory=trio.Event)
+    ready_at: float | None = None
+    sending: bool = True
+    counter: int = 0
+    sent: list[int] = field(default_factory=lambda: [0] * _PHASES)
+    received: list[int] = field(default_factory=lambda: [0] * _PHASES)
+    send_failed: int = 0
+    out_of_order: int = 0
+    misrouted: int = 0
+    srtp_errors: int = 0
+    rtcp_received: int = 0
+    stun_answered: int = 0
+    last_counter: int = -1
+    _binding_id: bytes = b""
+    _next_check_at: float = 0.0
+    _checks: int = 0
+
+    @property
+    def port(self) -> int:
+        """The local port of the call's socket (its ICE host candidate)."""
+        port: int = self.sock.getsockname()[1]
+        return port
+
+
+class MediaPump:
+    """Every browser-side media socket of the generator and the task that serves them."""
+
+    def __init__(self, contexts: DtlsContexts, host: str = "127.0.0.1") -> None:
+        self.contexts = contexts
+        self.host = host
+        self.phase = Phase.WARMUP
+        #: round trips (microseconds) of probes sent in the measuring window
+        self.rtt_us: array[int] = array("q")
+        self.late_ticks = 0
+        self._epoll = select.epoll()
+        self._by_fd: dict[int, MediaCall] = {}
+        self._slots: list[list[MediaCall]] = [[] for _ in range(SLOTS)]
+        self._pending: set[MediaCall] = set()  # ICE or DTLS under way
+        self._tiebreaker = secrets.randbits(64)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def open_call(self, index: int) -> MediaCall:
+        """A call with its own socket on ``host``, port chosen by the kernel."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER_BYTES)
+        sock.bind((self.host, 0))
+        sock.setblocking(False)
+        call = MediaCall(index, sock)
+        self._by_fd[sock.fileno()] = call
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        return call
+
+    def connect(self, call: MediaCall, remote: Remote) -> None:
+        """Start ICE toward the gateway's candidate; DTLS follows the first answer."""
+        call.remote = remote
+        call.dtls = DtlsEndpoint(self.contexts, DtlsRole.CLIENT, remote.fingerprints)
+        call.state = CallState.ICE
+        self._pending.add(call)
+        self._check(call, time.monotonic(), nominate=True)
+
+    def close_call(self, call: MediaCall) -> None:
+        """Stop sending and close the call's socket (its counters stay)."""
+        call.sending = False
+        self._pending.discard(call)
+        for slot in self._slots:
+            if call in slot:
+                slot.remove(call)
+        fd = call.sock.fileno()
+        if self._by_fd.pop(fd, None) is not None:
+            self._epoll.unregister(fd)
+        call.sock.close()
+
+    def fail(self, call: MediaCall, reason: str) -> None:
+        """Give up on a call's media set-up."""
+        call.state = CallState.FAILED
+        call.failure = reason
+        self._pending.discard(call)
+
+    # -- the task --------------------------------------------------------------------------
+
+    async def run(self, until: float) -> None:
+        """Serve until cancelled or until ``until`` (trio clock): a hard bound."""
+        next_tick = trio.current_time()
+        tick = 0
+        try:
+            while trio.current_time() < until:
+                with trio.move_on_at(next_tick):
+                    await trio.lowlevel.wait_readable(self._epoll.fileno())
+                self._drain()
+                now = trio.current_time()
+                if now >= next_tick:
+                    behind = 0
+                    while now >= next_tick and behind < SLOTS:
+                        self._tick(tick % SLOTS)
+                        tick += 1
+                        next_tick += TICK_S
+                        behind += 1
+                    if now - next_tick > SLOTS * TICK_S:
+                        # More than a packet time behind: skip ahead rather than burst.
+                        self.late_ticks += 1
+                        next_tick = now + TICK_S
+                    self._service_pending()
+                await trio.lowlevel.checkpoint()
+        finally:
+            for call in list(self._by_fd.values()):
+                self.close_call(call)
+            self._epoll.close()
+
+    def _tick(self, slot: int) -> None:
+        phase = self.phase
+        now_ns = time.monotonic_ns()
+        now = now_ns / 1e9
+        pack_header = _RTP_HEADER.pack
+        for call in self._slots[slot]:
+            if not call.sending:
+                continue
+            srtp, remote = call.srtp, call.remote
+            if srtp is None or remote is None:
+                continue
+            call.sequence = (call.sequence + 1) & 0xFFFF
+            call.timestamp = (call.timestamp + SAMPLES_PER_PACKET) & 0xFFFFFFFF
+            packet = pack_header(0x80, _PCMU, call.sequence, call.timestamp, call.ssrc)
+            packet += pack_probe(phase, call.index, call.counter, now_ns)
+            call.counter += 1
+            try:
+                call.sock.sendto(srtp.protect(packet), remote.address)
+            except OSError:
+                call.send_failed += 1
+                continue
+            call.sent[phase] += 1
+            if now >= call._next_check_at:
+                self._check(call, now, nominate=False)
+
+    def _service_pending(self) -> None:
+        now = time.monotonic()
+        for call in list(self._pending):
+            if call.state == CallState.ICE and now >= call._next_check_at:
+                self._check(call, now, nominate=True)
+            elif call.state == CallState.DTLS and call.dtls is not None:
+                deadline = call.dtls.next_deadline()
+                if deadline is not None and now >= deadline:
+                    self._send_all(call, call.dtls.handle_timeout(now))
+                    if call.dtls.state is DtlsState.FAILED:
+                        self.fail(call, f"DTLS: {call.dtls.failure}")
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        by_fd = self._by_fd
+        for fd, _ in self._epoll.poll(0):
+            call = by_fd.get(fd)
+            if call is None:
+                continue
+            recvfrom = call.sock.recvfrom
+            for _ in range(BATCH):
+                try:
+                    data, _source = recvfrom(_MAX_DATAGRAM)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue
+                first = data[0] if data else 0
+                if 128 <= first <= 191:
+                    self._receive_rtp(call, data)
+                elif first <= 3:
+                    self._receive_stun(call, data)
+                elif 20 <= first <= 63:
+                    self._receive_dtls(call, data)
+
+    def _receive_rtp(self, call: MediaCall, data: bytes) -> None:
+        srtp = call.srtp
+        if srtp is None:
+            call.srtp_errors += 1
+            return
+        if 192 <= data[1] <= 223:  # RTCP under rtcp-mux (RFC 5761 section 4)
+            call.rtcp_received += 1
+            return
+        try:
+            packet = srtp.unprotect(data)
+        except MediaError:
+            call.srtp_errors += 1
+            return
+        offset = rtp_payload_offset_untrusted(packet)
+        probe = None if offset is None else unpack_probe(packet, offset)
+        if probe is None:
+            call.srtp_errors += 1
+            return
+        phase, index, counter, sent_ns = probe
+        if index != call.index or phase >= _PHASES:
+            call.misrouted += 1
+            return
+        call.received[phase] += 1
+        if counter <= call.last_counter:
+            call.out_of_order += 1
+        else:
+            call.last_counter = counter
+        if phase == Phase.MEASURE:
+            self.rtt_us.append((time.monotonic_ns() - sent_ns) // 1000)
+
+    def _receive_stun(self, call: MediaCall, data: bytes) -> None:
+        remote = call.remote
+        if remote is None:
+            return
+        try:
+            message = aioice_stun.parse_message(data)
+        except (ValueError, struct.error):
+            return
+        if (
+            message.message_class != aioice_stun.Class.RESPONSE
+            or message.transaction_id != call._binding_id
+            or not verify_integrity(data, remote.ice_pwd.encode())
+        ):
+            return
+        call.stun_answered += 1
+        if call.state == CallState.ICE and call.dtls is not None:
+            call.state = CallState.DTLS
+            self._send_all(call, call.dtls.start(time.monotonic()))
+
+    def _receive_dtls(self, call: MediaCall, data: bytes) -> None:
+        dtls = call.dtls
+        if dtls is None:
+            return
+        now = time.monotonic()
+        self._send_all(call, dtls.receive_untrusted(data, now))
+        if dtls.state is DtlsState.CONNECTED and call.state == CallState.DTLS:
+            call.srtp = dtls.srtp_session()
+            call.state = CallState.READY
+            call.ready_at = now
+            self._pending.discard(call)
+            self._slots[call.index % SLOTS].append(call)
+            call._next_check_at = now + CONSENT_INTERVAL_S
+            call.ready.set()
+        elif dtls.state is DtlsState.FAILED:
+            self.fail(call, f"DTLS: {dtls.failure}")
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _send_all(self, call: MediaCall, datagrams: list[bytes]) -> None:
+        if call.remote is None:
+            return
+        for datagram in datagrams:
+            try:
+                call.sock.sendto(datagram, call.remote.address)
+            except OSError:
+                call.send_failed += 1
+
+    def _check(self, call: MediaCall, now: float, *, nominate: bool) -> None:
+        """Send a Binding request: a connectivity check, or a consent refresh."""
+        remote = call.remote
+        if remote is None:
+            return
+        message = aioice_stun.Message(
+            message_method=aioice_stun.Method.BINDING,
+            message_class=aioice_stun.Class.REQUEST,
+        )
+        message.attributes["USERNAME"] = f"{remote.ice_ufrag}:{call.ice_ufrag}"
+        message.attributes["PRIORITY"] = _PRIORITY
+        message.attributes["ICE-CONTROLLING"] = self._tiebreaker
+        if nominate:
+            message.attributes["USE-CANDIDATE"] = None
+        message.add_message_integrity(remote.ice_pwd.encode())
+        call._binding_id = message.transaction_id
+        call._checks += 1
+        call._next_check_at = now + (ICE_RETRY_S if nominate else CONSENT_INTERVAL_S)
+        self._send_all(call, [bytes(message)])
+
+
+def rtt_percentiles(samples: array[int], points: tuple[float, ...]) -> dict[str, float | None]:
+    """``{"p50": ms, ...}`` of round trips in microseconds (None without samples)."""
+    ordered = sorted(samples)
+    result: dict[str, float | None] = {}
+    for point in points:
+        key = f"p{point:g}"
+        if not ordered:
+            result[key] = None
+            continue
+        rank = min(len(ordered) - 1, max(0, math.ceil(point / 100 * len(ordered)) - 1))
+        result[key] = ordered[rank] / 1000
+    return result
