@@ -176,7 +176,13 @@ def show(name: str, stats: PeerStats) -> None:
 
 @pytest.mark.parametrize(
     ("audio", "video", "bundle"),
-    [("pcmu", False, True), ("opus", False, True), ("pcma", True, True), ("pcmu", True, False)],
+    [
+        ("pcmu", False, True),
+        ("opus", False, True),
+        ("g722", False, True),
+        ("pcma", True, True),
+        ("pcmu", True, False),
+    ],
 )
 async def test_two_browsers(audio: str, video: bool, bundle: bool) -> None:
     with trio.fail_after(45):
@@ -227,3 +233,22 @@ async def test_browser_reports_errors_and_survives() -> None:
             offer = await peer.offer(audio="pcma")
             assert "PCMA/8000" in offer
             assert "opus" not in offer
+
+
+async def test_two_browsers_with_h264_video() -> None:
+    with trio.fail_after(45):
+        async with WebRtcPeer.start() as a, WebRtcPeer.start() as b:
+            offer = await a.offer(audio="pcmu", video=True, video_codec="h264", tone_hz=1000)
+            video_rtpmaps = [
+                line.split()[1] for line in offer.splitlines() if line.startswith("a=rtpmap:")
+            ]
+            assert any(name.startswith("H264/90000") for name in video_rtpmaps), offer
+            assert not any(name.startswith("VP8/") for name in video_rtpmaps), offer
+            await a.accept_answer(await b.answer(offer, tone_hz=440))
+            at_a = await a.wait_for_video(min_frames=10)
+            at_b = await b.wait_for_video(min_frames=10)
+            show("A H.264", at_a)
+            show("B H.264", at_b)
+            assert at_a.video_packets_received > 0 and at_b.video_packets_received > 0
+            with pytest.raises(WebRtcPeerError, match="not one of"):
+                await a.offer(video=True, video_codec="av1")

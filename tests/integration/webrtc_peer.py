@@ -51,10 +51,20 @@ from av.frame import Frame
 
 from tests.integration.tone import ToneError, dominant_frequency, rms, sine_samples
 
-__all__ = ["AUDIO_CODECS", "PeerStats", "WebRtcPeer", "WebRtcPeerError", "main"]
+__all__ = ["AUDIO_CODECS", "VIDEO_CODECS", "PeerStats", "WebRtcPeer", "WebRtcPeerError", "main"]
 
 #: Our audio codec names and the MIME types aiortc knows them by.
-AUDIO_CODECS = {"pcmu": "audio/PCMU", "pcma": "audio/PCMA", "opus": "audio/opus"}
+AUDIO_CODECS = {
+    "pcmu": "audio/PCMU",
+    "pcma": "audio/PCMA",
+    "g722": "audio/G722",
+    "opus": "audio/opus",
+}
+#: The rate the tone is generated at for each audio codec (G.722 codes 16 kHz audio).
+_TONE_RATES = {"opus": 48000, "g722": 16000}
+#: Our video codec names and the MIME types aiortc knows them by (H.264 needs PyAV's
+#: libx264 encoder, which its wheels bundle).
+VIDEO_CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,14 +235,27 @@ class WebRtcPeer:
         video: bool = False,
         tone_hz: float = 1000.0,
         bundle: bool = True,
+        video_codec: str = "vp8",
     ) -> str:
         """A new connection's offer SDP, after ICE gathering: a sendrecv tone track whose
-        codecs are restricted to ``audio`` ("pcmu", "pcma" or "opus"), and a VP8 video track
-        when ``video``. ``bundle`` selects max-bundle; without it the offer has one
-        transport per m-line and no BUNDLE group."""
+        codecs are restricted to ``audio`` ("pcmu", "pcma", "g722" or "opus"), and a video track
+        restricted to ``video_codec`` ("vp8" or "h264", with rtx) when ``video``.
+        ``bundle`` selects max-bundle; without it the offer has one transport per m-line
+        and no BUNDLE group."""
         if audio not in AUDIO_CODECS:
             raise WebRtcPeerError(f"audio codec {audio!r} is not one of {sorted(AUDIO_CODECS)}")
-        result = await self._call("offer", audio=audio, video=video, tone_hz=tone_hz, bundle=bundle)
+        if video_codec not in VIDEO_CODECS:
+            raise WebRtcPeerError(
+                f"video codec {video_codec!r} is not one of {sorted(VIDEO_CODECS)}"
+            )
+        result = await self._call(
+            "offer",
+            audio=audio,
+            video=video,
+            tone_hz=tone_hz,
+            bundle=bundle,
+            video_codec=video_codec,
+        )
         return str(result["sdp"])
 
     async def answer(self, offer_sdp: str, *, tone_hz: float = 1000.0) -> str:
@@ -515,20 +538,26 @@ class Program:
 
     async def _offer(self, request: dict[str, Any]) -> dict[str, Any]:
         audio, video, bundle = request["audio"], bool(request["video"]), bool(request["bundle"])
+        video_codec = request.get("video_codec", "vp8")
         if audio not in AUDIO_CODECS:
             raise WebRtcPeerError(f"audio codec {audio!r} is not one of {sorted(AUDIO_CODECS)}")
+        if video_codec not in VIDEO_CODECS:
+            raise WebRtcPeerError(
+                f"video codec {video_codec!r} is not one of {sorted(VIDEO_CODECS)}"
+            )
         # max-bundle: every m-line on one transport, as browsers do; balanced otherwise,
         # which gives audio and video a transport each.
         policy = RTCBundlePolicy.MAX_BUNDLE if bundle else RTCBundlePolicy.BALANCED
         session = Session(policy)
         await self._replace(session)
-        rate = 48000 if audio == "opus" else 8000
+        rate = _TONE_RATES.get(audio, 8000)
         tone = ToneTrack(float(request["tone_hz"]), rate)
         transceiver = session.pc.addTransceiver(tone, direction="sendrecv")
         transceiver.setCodecPreferences(_codecs("audio", {AUDIO_CODECS[audio]}))
         if video:
             transceiver = session.pc.addTransceiver(PatternVideoTrack(), direction="sendrecv")
-            transceiver.setCodecPreferences(_codecs("video", {"video/VP8", "video/rtx"}))
+            wanted = {VIDEO_CODECS[video_codec], "video/rtx"}
+            transceiver.setCodecPreferences(_codecs("video", wanted))
         offer = await session.pc.createOffer()
         sdp = offer.sdp if bundle else _without_bundle(offer.sdp)
         # aiortc gathers every candidate inside setLocalDescription (no trickle).
@@ -541,7 +570,7 @@ class Program:
         await self._replace(session)
         pc = session.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        rate = 48000 if _first_audio_codec(offer_sdp) == "opus" else 8000
+        rate = _TONE_RATES.get(_first_audio_codec(offer_sdp), 8000)
         for transceiver in pc.getTransceivers():
             # addTrack fills the first transceiver of its kind that has no track yet.
             if transceiver.kind == "audio":
