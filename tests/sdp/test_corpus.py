@@ -127,13 +127,16 @@ def test_chrome_reoffer_keeps_the_rejected_video_out_of_bundle() -> None:
 
 
 def test_firefox_offer_puts_the_fingerprint_at_session_level() -> None:
-    desc = corpus("firefox-128-offer-audio.sdp")
-    (audio,) = desc.media
+    desc = corpus("firefox-153-offer-audio-video.sdp")
+    audio, video = desc.media
     assert not audio.has("fingerprint")
     (fp,) = fingerprints_of(audio, desc)
     assert fp.algorithm == "sha-256"
     assert len(fp.digest()) == 32
-    assert desc.origin.username.startswith("mozilla...THIS_IS_SDPARTA-")
+    # Firefox writes a frozen version into the origin, not its real one.
+    assert desc.origin.username == "mozilla...THIS_IS_SDPARTA-99.0"
+    assert desc.has("sendrecv")
+    assert bundle_groups(desc) == (("0", "1"),)
     assert [c.payload_type for c in codecs_of(audio)] == [109, 9, 0, 8, 101]
     g722 = codecs_of(audio)[1]
     assert (g722.name, g722.channels, g722.key) == ("G722", 1, ("g722", 8000, 1))
@@ -141,17 +144,42 @@ def test_firefox_offer_puts_the_fingerprint_at_session_level() -> None:
     # ufrag after the candidates, as Firefox writes it
     names = [a.name for a in audio.attributes]
     assert names.index("ice-ufrag") > names.index("candidate")
-
-
-def test_firefox_answer() -> None:
-    desc = corpus("firefox-128-answer-audio-video.sdp")
-    audio, video = desc.media
-    assert setup_of(audio, desc) is Setup.ACTIVE
-    assert [c.payload_type for c in codecs_of(audio)] == [0, 101]
-    vp8, rtx = codecs_of(video)
+    # Gathering completed, yet m= and c= keep the placeholder 9 / 0.0.0.0.
+    assert audio.port == 9
+    connection = connection_of(audio, desc)
+    assert connection is not None
+    assert connection.address == "0.0.0.0"
+    # Host addresses hidden behind mDNS names, RTCP candidates offered next to rtcp-mux,
+    # and a=rtcp naming an mDNS host.
+    candidates = [Candidate.from_sdp(v) for v in audio.values("candidate")]
+    assert all(c.address.endswith(".local") for c in candidates)
+    assert [c.component for c in candidates] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert audio.has("rtcp-mux")
+    rtcp = rtcp_of(audio)
+    assert rtcp is not None
+    assert rtcp[0] == candidates[4].port
+    assert (rtcp[1] or "").endswith(".local")
+    vp8, rtx = codecs_of(video)[:2]
     assert vp8.rtcp_fb == ("nack", "nack pli", "ccm fir", "goog-remb", "transport-cc")
     assert rtx.repairs == 120
     assert ice_credentials_of(video, desc) == ice_credentials_of(audio, desc)
+    assert video.values("ssrc-group")[0].startswith("FID ")
+
+
+def test_firefox_answer() -> None:
+    desc = corpus("firefox-153-answer-audio.sdp")
+    (audio,) = desc.media
+    assert setup_of(audio, desc) is Setup.ACTIVE
+    assert not audio.has("fingerprint")
+    assert [fp.algorithm for fp in fingerprints_of(audio, desc)] == ["sha-256"]
+    assert bundle_groups(desc) == (("0",),)
+    assert [c.payload_type for c in codecs_of(audio)] == [0, 8, 101]
+    # The offer said 0-16; Firefox answers with the events it supports.
+    assert codecs_of(audio)[2].fmtp == "0-15"
+    # rtcp-mux was offered, so only component 1 candidates and no a=rtcp.
+    candidates = [Candidate.from_sdp(v) for v in audio.values("candidate")]
+    assert {c.component for c in candidates} == {1}
+    assert rtcp_of(audio) is None
 
 
 def test_safari_offer_hides_host_addresses_behind_mdns() -> None:
@@ -189,20 +217,40 @@ def test_sip_side_offers() -> None:
     assert audio.value("ptime") == "20"
     assert LegProfile.of_proto(audio.proto) is LegProfile.RTP_AVP
 
-    baresip = corpus("baresip-offer-opus-pcmu.sdp")
-    assert baresip.media[0].has("rtcp-mux")
-    assert codecs_of(baresip.media[0])[0].fmtp == "stereo=1;sprop-stereo=1"
+    baresip = corpus("baresip-1.0-offer-opus-pcmu.sdp")
+    (audio,) = baresip.media
+    assert baresip.value("tool") == "baresip 1.0.0"
+    assert format_codecs(codecs_of(audio)) == "opus/48000/2, PCMU/8000, telephone-event/8000"
+    assert codecs_of(audio)[0].fmtp == "stereo=1;sprop-stereo=1;maxaveragebitrate=28000"
+    # Its default configuration offers rtcp-rsize but not rtcp-mux.
+    assert audio.has("rtcp-rsize")
+    assert not audio.has("rtcp-mux")
+    assert LegProfile.of_proto(audio.proto) is LegProfile.RTP_AVP
 
 
 def test_rtpengine_sdp() -> None:
-    answer = corpus("rtpengine-answer-rtp-avp.sdp")
-    assert rtcp_of(answer.media[0]) == (30001, None)
-    webrtc = corpus("kamailio-rtpengine-webrtc-offer.sdp")
+    answer = corpus("rtpengine-10.5-answer-rtp-avp.sdp")
+    (plain,) = answer.media
+    assert LegProfile.of_proto(plain.proto) is LegProfile.RTP_AVP
+    # Its own address at media level, RTCP on the next port, no DTLS or ICE left.
+    assert connection_of(plain, answer) == plain.connection
+    assert rtcp_of(plain) == (plain.port + 1, None)
+    assert fingerprints_of(plain, answer) == ()
+    assert ice_credentials_of(plain, answer) is None
+    assert not plain.has("rtcp-mux")
+
+    webrtc = corpus("rtpengine-10.5-offer-webrtc.sdp")
     (audio,) = webrtc.media
     assert LegProfile.of_proto(audio.proto) is LegProfile.WEBRTC
-    components = [Candidate.from_sdp(v).component for v in audio.values("candidate")]
-    assert components == [1, 2]
+    assert setup_of(audio, webrtc) is Setup.ACTPASS
+    assert not audio.has("crypto")
+    # rtcp-mux offered, with an a=rtcp port and component 2 candidates in case it is refused.
+    assert audio.has("rtcp-mux")
+    candidates = [Candidate.from_sdp(v) for v in audio.values("candidate")]
+    assert [c.component for c in candidates] == [1, 2]
+    assert rtcp_of(audio) == (candidates[1].port, None)
     assert webrtc.value("group") is None
+    assert audio.mid is None
 
 
 def test_freeswitch_sdes_offer() -> None:

@@ -89,3 +89,24 @@ def test_an_answer_with_only_telephone_event_has_no_common_codec() -> None:
     offered = (Codec(0, "PCMU", 8000), Codec(101, "telephone-event", 8000))
     with pytest.raises(SdpNegotiationError, match="no common codec: offered"):
         answer_codecs(offered, (Codec(101, "telephone-event", 8000),))
+
+
+def test_a_captured_chromium_offer() -> None:
+    remote = describe(corpus("chromium-156-offer-audio-video-bundle.sdp"))
+    audio, video = remote.streams
+    assert remote.bundle == ("0", "1") and remote.profile is LegProfile.WEBRTC
+    assert audio.setup is Setup.ACTPASS and audio.rtcp_mux and audio.ice is not None
+    # A track with no MediaStream: Chromium writes "-" as the stream id.
+    assert audio.msid is not None and audio.msid.startswith("- ")
+    assert [c.name for c in audio.codecs][:2] == ["opus", "red"]
+    names = {c.name for c in video.codecs}
+    assert {"VP8", "H264", "rtx"} <= names
+    assert audio.candidates == ()  # trickle ICE: candidates come later, or not at all
+
+
+def test_a_captured_chromium_answer_to_the_gateways_offer() -> None:
+    (stream,) = describe(corpus("chromium-156-answer-audio.sdp")).streams
+    assert stream.setup is Setup.ACTIVE  # the browser takes the DTLS client role
+    assert [c.name for c in stream.codecs] == ["PCMU", "PCMA", "telephone-event"]
+    assert stream.msid is not None and len(stream.ssrcs) == 1
+    assert stream.rtcp_mux and stream.mid == "0"
