@@ -44,6 +44,8 @@ __all__ = [
 RTP_HEADER_LENGTH: Final = 12
 
 _HEADER = struct.Struct("!BBHII")
+#: Sequence number, timestamp and SSRC, from offset 2 (RtpRewriter.rewrite's fast path).
+_SEQ_TS_SSRC = struct.Struct("!HII")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 
@@ -316,10 +318,40 @@ class RtpRewriter:
         Raises:
             RemoteMediaError: the packet is shorter than the 12-byte fixed header.
         """
-        if len(packet) < RTP_HEADER_LENGTH:
+        length = len(packet)
+        if length < RTP_HEADER_LENGTH:
             raise RemoteMediaError(
-                f"RTP packet of {len(packet)} bytes is shorter than the 12-byte header"
+                f"RTP packet of {length} bytes is shorter than the 12-byte header"
             )
+        # Fast path, nearly every packet of a call: a bare header (first byte 0x80: no
+        # padding, extension or CSRC, so the payload is everything after 12 bytes), no
+        # payload type to map (byte 1 stays), the same source stream moving forward in
+        # sequence and timestamp by no more than the general path below lets through
+        # without a re-base. It does what that path does for such a packet, in fewer steps.
+        if packet[0] == 0x80 and not self.payload_type_map:
+            sequence, timestamp, source_ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
+            if source_ssrc == self._stream_ssrc:
+                seq_delta = (sequence - self._source_seq) & _SEQ_MASK
+                ts_delta = (timestamp - self._source_ts) & _TS_MASK
+                if (
+                    0 < seq_delta < _MAX_DROPOUT
+                    and ts_delta < _TS_HALF
+                    and ts_delta <= (now - self._last_now) * self._clock_rate + self._slack_ts
+                ):
+                    self._source_seq = sequence
+                    self._source_ts = timestamp
+                    self._last_now = now
+                    self.packets += 1
+                    self.octets += length - RTP_HEADER_LENGTH
+                    out_sequence = (sequence + self._seq_offset) & _SEQ_MASK
+                    out_timestamp = (timestamp + self._ts_offset) & _TS_MASK
+                    if isinstance(packet, bytearray):
+                        _SEQ_TS_SSRC.pack_into(packet, 2, out_sequence, out_timestamp, self.ssrc)
+                        return bytes(packet)
+                    return (
+                        _HEADER.pack(0x80, packet[1], out_sequence, out_timestamp, self.ssrc)
+                        + packet[12:]
+                    )
         first, second, sequence, timestamp, source_ssrc = _HEADER.unpack_from(packet)
 
         if source_ssrc != self._stream_ssrc:

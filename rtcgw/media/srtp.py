@@ -11,20 +11,28 @@ What this module does not do: negotiate anything (DTLS-SRTP keys come from
 typed once here (``SrtpAuthError``, ``SrtpReplayError``, ``SrtpError``) so the relay can
 count each kind of drop.
 
-Invariants: ``protect``/``unprotect`` are the per-packet hot path; they do nothing but the
-libsrtp call and, on failure, the mapping of its error. A session is bound to one worker
-(libsrtp contexts are not re-entrant, which a single trio thread never needs).
+Invariants: ``protect``/``unprotect`` are the per-packet hot path; they do nothing but copy
+the packet into the session's own buffer, the libsrtp call and, on failure, the mapping of
+its error. A session is bound to one worker (libsrtp contexts are not re-entrant, which a
+single trio thread never needs).
+
+Why libsrtp's C functions are called through pylibsrtp's cffi binding rather than through
+``pylibsrtp.Session``: its methods allocate a new length cell and go through two Python
+frames per packet, which cost more than the cipher itself on a G.711 packet. The binding
+declares libsrtp's own C API (``srtp_create``, ``srtp_protect``, ...), so a session made
+here is the same libsrtp context ``pylibsrtp.Session`` makes from the same policy.
 """
 
 from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import final
+from typing import Any, final
 
 import pylibsrtp
+from pylibsrtp._binding import ffi as _ffi
+from pylibsrtp._binding import lib as _lib
 
 from rtcgw.media.errors import (
     LocalMediaError,
@@ -42,11 +50,14 @@ __all__ = [
     "new_master_key",
 ]
 
-#: The largest RTP packet ``protect`` accepts: pylibsrtp works in one 1500-byte buffer and
-#: keeps 144 bytes free for the authentication tag and MKI it may append.
-MAX_PROTECTED_RTP_BYTES = 1500 - 144
+#: Each session works in one buffer of this size (as pylibsrtp does): the largest datagram
+#: ``unprotect`` accepts.
+_BUFFER_BYTES = 1500
+#: The largest RTP packet ``protect`` accepts: 144 bytes of the buffer stay free for the
+#: authentication tag and MKI libsrtp may append.
+MAX_PROTECTED_RTP_BYTES = _BUFFER_BYTES - 144
 #: The same for RTCP, whose trailer also carries the 4-byte SRTCP index.
-MAX_PROTECTED_RTCP_BYTES = 1500 - 148
+MAX_PROTECTED_RTCP_BYTES = _BUFFER_BYTES - 148
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,23 +153,61 @@ DTLS_SRTP_PROFILES: tuple[SrtpProfile, ...] = (
     SrtpProfile.AES_CM_128_HMAC_SHA1_80,
 )
 
-# libsrtp's error strings, as pylibsrtp words them, and the type each one becomes.
+# libsrtp's status codes (srtp_err_status_t), worded as pylibsrtp words them, and the type
+# each one becomes.
 _AUTH_FAILURE = "authentication failure"
 _REPLAY_FAILURES = frozenset(
     {"replay check failed (bad index)", "replay check failed (index too old)"}
 )
+_STATUS_TEXT: tuple[str, ...] = tuple(pylibsrtp.ERRORS)
+_OK = _lib.srtp_err_status_ok
+_SRTP_PROTECT = _lib.srtp_protect
+_SRTP_UNPROTECT = _lib.srtp_unprotect
+_SRTP_PROTECT_RTCP = _lib.srtp_protect_rtcp
+_SRTP_UNPROTECT_RTCP = _lib.srtp_unprotect_rtcp
+_MEMMOVE = _ffi.memmove
 
-_Process = Callable[[bytes], bytes]
 
-
-def _map_error(error: pylibsrtp.Error, what: str) -> SrtpError:
-    """Our exception for a libsrtp failure while doing ``what``."""
-    reason = str(error)
+def _map_status(status: int, what: str) -> SrtpError:
+    """Our exception for libsrtp's failure ``status`` while doing ``what``."""
+    reason = _STATUS_TEXT[status] if 0 <= status < len(_STATUS_TEXT) else f"libsrtp status {status}"
     if reason == _AUTH_FAILURE:
         return SrtpAuthError(f"{what}: {reason}")
     if reason in _REPLAY_FAILURES:
         return SrtpReplayError(f"{what}: {reason}")
     return SrtpError(f"{what}: {reason}")
+
+
+def _new_context(libsrtp_id: int, key: bytes, ssrc_type: int) -> Any:
+    """A libsrtp context for every SSRC of one direction, freed when the result is collected.
+
+    Raises:
+        LocalMediaError: libsrtp refused the policy (a profile it was built without).
+    """
+    policy = _ffi.new("srtp_policy_t *")
+    for status in (
+        _lib.srtp_crypto_policy_set_from_profile_for_rtp(_ffi.addressof(policy.rtp), libsrtp_id),
+        _lib.srtp_crypto_policy_set_from_profile_for_rtcp(_ffi.addressof(policy.rtcp), libsrtp_id),
+    ):
+        if status != _OK:
+            raise _local_failure(status, "SRTP policy")
+    # libsrtp derives its session keys in srtp_create and keeps no pointer to this copy.
+    master = _ffi.new("unsigned char[]", key)
+    policy.key = master
+    policy.ssrc.type = ssrc_type
+    holder = _ffi.new("srtp_t *")
+    status = _lib.srtp_create(holder, policy)
+    if status != _OK:
+        raise _local_failure(status, "SRTP context")
+    return _ffi.gc(holder, _free_context)
+
+
+def _free_context(holder: Any) -> None:
+    _lib.srtp_dealloc(holder[0])
+
+
+def _local_failure(status: int, what: str) -> LocalMediaError:
+    return LocalMediaError(f"{what}: libsrtp refused it ({_map_status(status, what)})")
 
 
 def new_master_key(profile: SrtpProfile) -> bytes:
@@ -175,7 +224,7 @@ class SrtpSession:
     templates), which is what a relay needs when a peer changes SSRC.
     """
 
-    __slots__ = ("_protect", "_protect_rtcp", "_unprotect", "_unprotect_rtcp", "profile")
+    __slots__ = ("_buffer", "_holders", "_length", "_rx", "_tx", "_view", "profile")
 
     def __init__(self, profile: SrtpProfile, tx_key: bytes, rx_key: bytes) -> None:
         """Create both contexts.
@@ -191,25 +240,17 @@ class SrtpSession:
                 )
         self.profile = profile
         libsrtp_id = _PROFILE_INFO[profile].libsrtp_id
-        outbound = pylibsrtp.Session(
-            pylibsrtp.Policy(
-                key=tx_key,
-                ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-                srtp_profile=libsrtp_id,
-            )
-        )
-        inbound = pylibsrtp.Session(
-            pylibsrtp.Policy(
-                key=rx_key,
-                ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
-                srtp_profile=libsrtp_id,
-            )
-        )
-        # Bound methods kept once: the hot path then costs one call, not two lookups.
-        self._protect: _Process = outbound.protect
-        self._protect_rtcp: _Process = outbound.protect_rtcp
-        self._unprotect: _Process = inbound.unprotect
-        self._unprotect_rtcp: _Process = inbound.unprotect_rtcp
+        outbound = _new_context(libsrtp_id, tx_key, _lib.ssrc_any_outbound)
+        inbound = _new_context(libsrtp_id, rx_key, _lib.ssrc_any_inbound)
+        # The holders own the contexts (freed with them); the hot path uses the contexts.
+        self._holders = (outbound, inbound)
+        self._tx = outbound[0]
+        self._rx = inbound[0]
+        # One buffer and one length cell for every call: libsrtp works in place, and the
+        # result leaves as a bytes copy before the next packet comes.
+        self._buffer = _ffi.new("unsigned char[]", _BUFFER_BYTES)
+        self._view = _ffi.buffer(self._buffer)
+        self._length = _ffi.new("int *")
 
     def protect(self, rtp: bytes) -> bytes:
         """Encrypt and authenticate one RTP packet we send.
@@ -219,15 +260,20 @@ class SrtpSession:
                 libsrtp can parse. The packet came from the other leg's peer, so this is a
                 remote fault (``SrtpError`` is a ``RemoteMediaError``).
         """
-        try:
-            return self._protect(rtp)
-        except pylibsrtp.Error as exc:
-            raise _map_error(exc, "SRTP protect") from None
-        except ValueError:
+        length = len(rtp)
+        if length > MAX_PROTECTED_RTP_BYTES:
             raise SrtpError(
-                f"SRTP protect: RTP packet of {len(rtp)} bytes exceeds the "
+                f"SRTP protect: RTP packet of {length} bytes exceeds the "
                 f"{MAX_PROTECTED_RTP_BYTES}-byte limit"
-            ) from None
+            )
+        cell = self._length
+        cell[0] = length
+        _MEMMOVE(self._buffer, rtp, length)
+        status = _SRTP_PROTECT(self._tx, self._buffer, cell)
+        if status:
+            raise _map_status(status, "SRTP protect")
+        protected: bytes = self._view[0 : cell[0]]
+        return protected
 
     def unprotect(self, srtp: bytes) -> bytes:
         """Check and decrypt one SRTP packet we received.
@@ -237,12 +283,17 @@ class SrtpSession:
             SrtpReplayError: the packet index was seen already or is too old.
             SrtpError: any other reason (too short, too long, unparsable).
         """
-        try:
-            return self._unprotect(srtp)
-        except pylibsrtp.Error as exc:
-            raise _map_error(exc, "SRTP unprotect") from None
-        except ValueError:
-            raise SrtpError(f"SRTP unprotect: packet of {len(srtp)} bytes is too long") from None
+        length = len(srtp)
+        if length > _BUFFER_BYTES:
+            raise SrtpError(f"SRTP unprotect: packet of {length} bytes is too long")
+        cell = self._length
+        cell[0] = length
+        _MEMMOVE(self._buffer, srtp, length)
+        status = _SRTP_UNPROTECT(self._rx, self._buffer, cell)
+        if status:
+            raise _map_status(status, "SRTP unprotect")
+        plain: bytes = self._view[0 : cell[0]]
+        return plain
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
         """Encrypt and authenticate one RTCP compound packet we send (SRTCP).
@@ -250,15 +301,20 @@ class SrtpSession:
         Raises:
             SrtpError: longer than ``MAX_PROTECTED_RTCP_BYTES`` or unparsable.
         """
-        try:
-            return self._protect_rtcp(rtcp)
-        except pylibsrtp.Error as exc:
-            raise _map_error(exc, "SRTCP protect") from None
-        except ValueError:
+        length = len(rtcp)
+        if length > MAX_PROTECTED_RTCP_BYTES:
             raise SrtpError(
-                f"SRTCP protect: RTCP packet of {len(rtcp)} bytes exceeds the "
+                f"SRTCP protect: RTCP packet of {length} bytes exceeds the "
                 f"{MAX_PROTECTED_RTCP_BYTES}-byte limit"
-            ) from None
+            )
+        cell = self._length
+        cell[0] = length
+        _MEMMOVE(self._buffer, rtcp, length)
+        status = _SRTP_PROTECT_RTCP(self._tx, self._buffer, cell)
+        if status:
+            raise _map_status(status, "SRTCP protect")
+        protected: bytes = self._view[0 : cell[0]]
+        return protected
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
         """Check and decrypt one SRTCP packet we received.
@@ -266,9 +322,14 @@ class SrtpSession:
         Raises:
             SrtpAuthError / SrtpReplayError / SrtpError: as for ``unprotect``.
         """
-        try:
-            return self._unprotect_rtcp(srtcp)
-        except pylibsrtp.Error as exc:
-            raise _map_error(exc, "SRTCP unprotect") from None
-        except ValueError:
-            raise SrtpError(f"SRTCP unprotect: packet of {len(srtcp)} bytes is too long") from None
+        length = len(srtcp)
+        if length > _BUFFER_BYTES:
+            raise SrtpError(f"SRTCP unprotect: packet of {length} bytes is too long")
+        cell = self._length
+        cell[0] = length
+        _MEMMOVE(self._buffer, srtcp, length)
+        status = _SRTP_UNPROTECT_RTCP(self._rx, self._buffer, cell)
+        if status:
+            raise _map_status(status, "SRTCP unprotect")
+        plain: bytes = self._view[0 : cell[0]]
+        return plain

@@ -4,8 +4,15 @@ docs/libraries.md section 3 measured it: awaiting ``trio.socket`` once per packe
 15-26 us of CPU per relayed packet and loses packets in bursts, while waiting once for
 readiness and then draining each ready socket with plain non-blocking calls costs about
 7.5 us. So every media socket is registered in one level-triggered ``epoll`` object, the task
-waits for that object to become readable (or for the next timer), and each ready socket is
-drained up to ``BATCH`` datagrams with ``recvfrom`` before the task checkpoints again.
+waits for that object to become readable (or for the next timer), then reads in rounds
+without going back to trio: each round asks the ``epoll`` object which sockets are ready and
+reads one datagram from each, up to ``BATCH`` rounds before the task checkpoints again.
+
+Why one datagram per socket per round: with hundreds of calls each ready socket holds about
+one packet per wake-up, so draining it until ``recvfrom`` fails doubled the reads, and every
+failing read costs a system call and a raised ``BlockingIOError``. Level-triggered ``epoll``
+reports a socket that still holds data again in the next round, so one ``epoll_wait`` per
+round replaces one failing read per socket, and a busy socket still cannot starve the others.
 
 Handlers are plain callables ``(data, source, now) -> None`` that send with ``sendto`` on
 non-blocking sockets themselves; they must never raise (a relay that dies takes every call
@@ -31,8 +38,8 @@ from rtcgw.observability.logging import get_logger
 
 __all__ = ["BATCH", "DatagramHandler", "MediaRelay", "TimerCallback"]
 
-#: Datagrams read from one socket before moving on to the next ready one: enough to empty a
-#: burst, small enough that one busy socket cannot starve the others.
+#: Rounds of reads (one datagram from each ready socket) before the task checkpoints: enough
+#: to empty a burst, few enough that the B2BUA's tasks run between them.
 BATCH = 64
 #: Largest datagram read: an Ethernet MTU's worth, more than any RTP packet we relay.
 MAX_DATAGRAM = 2048
@@ -113,20 +120,23 @@ class MediaRelay:
 
     def _drain(self, now: float) -> None:
         sockets = self._sockets
-        for fd, _ in self._epoll.poll(0):
-            entry = sockets.get(fd)
-            if entry is None:
-                continue
-            sock, handler, ipv6 = entry
-            recvfrom = sock.recvfrom
-            for _ in range(BATCH):
+        poll = self._epoll.poll
+        for _ in range(BATCH):
+            ready = poll(0)
+            if not ready:
+                return
+            for fd, _ in ready:
+                entry = sockets.get(fd)
+                if entry is None:  # closed by a handler earlier in this round
+                    continue
+                sock, handler, ipv6 = entry
                 try:
-                    data, source = recvfrom(MAX_DATAGRAM)
-                except BlockingIOError:
-                    break
+                    data, source = sock.recvfrom(MAX_DATAGRAM)
                 except OSError:
-                    # An ICMP error from an earlier send (port unreachable) surfaces here
-                    # on Linux; it says nothing about the next datagram.
+                    # BlockingIOError: another handler's work emptied it, rare. Otherwise an
+                    # ICMP error from an earlier send (port unreachable), which Linux
+                    # surfaces here; it says nothing about the next datagram, and epoll
+                    # reports the socket again if one is queued.
                     continue
                 if ipv6:
                     source = source[:2]
@@ -134,6 +144,14 @@ class MediaRelay:
                     handler(data, source, now)
                 except Exception:  # see the module docstring: drop, log, go on
                     self.handler_errors += 1
-                    log.exception("media.handler_failed", port=sock.getsockname()[1])
-                if fd not in sockets:  # the handler closed its own socket (call ended)
-                    break
+                    log.exception("media.handler_failed", port=_port_of(sock))
+            # Later rounds see packets that arrived during this one: keep their time true.
+            now = trio.current_time()
+
+
+def _port_of(sock: socket.socket) -> int | None:
+    """The socket's local port, None once a failing handler closed it."""
+    try:
+        return int(sock.getsockname()[1])
+    except OSError:
+        return None
