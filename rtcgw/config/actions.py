@@ -25,6 +25,7 @@ __all__ = [
     "CodecBlacklist",
     "CodecWhitelist",
     "DialogHandling",
+    "DtmfInfoToBrowser",
     "ForceRtp",
     "ForceSrtp",
     "Mediate183To180",
@@ -221,6 +222,20 @@ class Mediate183To180:
 
 @final
 @dataclass(frozen=True, slots=True)
+class DtmfInfoToBrowser:
+    """Also send RFC 4733 digits from the SIP side to the browser as SIP INFO.
+
+    Each digit the SIP peer sends as a telephone-event reaches the browser as an INFO with
+    an ``application/dtmf-relay`` body (Signal and Duration), once per digit, on top of
+    the RFC 4733 packets relayed in its media: for web phones that show or act on digits
+    received. Needs rtp_anchoring: only an anchored call's relay sees the digits.
+    """
+
+    ACTION: ClassVar[str] = "dtmf_info_to_browser"
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Route:
     """Send the request to a call agent (A-rules only)."""
 
@@ -242,6 +257,7 @@ Action = (
     | CodecBlacklist
     | StripVideo
     | Mediate183To180
+    | DtmfInfoToBrowser
     | Route
 )
 
@@ -259,5 +275,6 @@ ACTION_TYPES: tuple[type[Action], ...] = (
     CodecBlacklist,
     StripVideo,
     Mediate183To180,
+    DtmfInfoToBrowser,
     Route,
 )

@@ -6,10 +6,13 @@ telephone-events in the RTP stream. This module converts between the two: it par
 formats the INFO body, builds the packet train of one digit, and turns received
 telephone-event packets back into digits, each reported once.
 
+``TelephoneEventSender`` splices digits into a relayed audio stream: it numbers the
+event packets after the audio it has seen pass, and holds the audio back while a digit
+is being sent, so the receiver sees one stream whose sequence numbers never repeat.
+
 What it does not do: no sockets, no clock (the packet train carries send times relative
-to its first packet; the caller schedules them), no RTP headers (``rtcgw.media.rtp``
-builds them: every packet of one digit carries the same RTP timestamp, RFC 4733
-2.5.1.2), no in-band tone detection or generation.
+to its first packet; the caller passes ``now`` and schedules them), no in-band tone
+detection or generation.
 
 Events 0-15 are the DTMF digits of RFC 4733 section 3.2, in the order of
 ``DTMF_EVENTS``: 0-9 are the digits, 10 is ``*``, 11 is ``#`` and 12-15 are ``A``-``D``.
@@ -24,15 +27,20 @@ from dataclasses import dataclass
 from typing import Final, final
 
 from rtcgw.media.errors import LocalMediaError, RemoteMediaError
+from rtcgw.media.rtp import RTP_HEADER_LENGTH, build_rtp
 
 __all__ = [
+    "DTMF_CONTENT_TYPES",
     "DTMF_EVENTS",
+    "DTMF_RELAY",
     "MAX_DIGIT_DURATION_MS",
     "DtmfDigit",
     "EventPacket",
     "TelephoneEventReceiver",
+    "TelephoneEventSender",
     "event_packets",
     "format_dtmf_relay",
+    "parse_dtmf_info",
     "parse_dtmf_relay",
     "parse_telephone_event_untrusted",
     "telephone_event_payload",
@@ -44,6 +52,12 @@ DTMF_EVENTS: Final = "0123456789*#ABCD"
 #: The longest digit we accept from an INFO body or report from RTP. A key held longer is
 #: a stuck key, not signalling; the limit also bounds what a peer can make us send.
 MAX_DIGIT_DURATION_MS: Final = 60_000
+
+#: The INFO body type JsSIP and SIP.js send (``Signal=`` and ``Duration=`` lines).
+DTMF_RELAY: Final = "application/dtmf-relay"
+#: The INFO body types read as one digit: dtmf-relay, and ``application/dtmf`` whose body
+#: is the bare signal (some SIP phones).
+DTMF_CONTENT_TYPES: Final = frozenset({DTMF_RELAY, "application/dtmf"})
 
 #: The default duration of a digit signalled by SIP INFO without a Duration line.
 _DEFAULT_DURATION_MS: Final = 100
@@ -151,6 +165,23 @@ def parse_dtmf_relay(body: str) -> DtmfDigit:
     event = _parse_signal(signal)
     duration_ms = _DEFAULT_DURATION_MS if duration is None else _parse_duration(duration)
     return DtmfDigit(event, duration_ms)
+
+
+def parse_dtmf_info(content_type: str, body: str) -> DtmfDigit:
+    """The digit of a SIP INFO body of one of ``DTMF_CONTENT_TYPES``.
+
+    ``application/dtmf-relay`` is read by ``parse_dtmf_relay``; an ``application/dtmf``
+    body is the signal alone (a symbol or an event number), lasting the default 100 ms.
+
+    Raises:
+        RemoteMediaError: a body that is not a DTMF digit, or another content type.
+    """
+    kind = content_type.strip().lower()
+    if kind == DTMF_RELAY:
+        return parse_dtmf_relay(body)
+    if kind == "application/dtmf":
+        return DtmfDigit(_parse_signal(body.strip()))
+    raise RemoteMediaError(f"INFO body of type {content_type!r} is not a DTMF digit")
 
 
 def format_dtmf_relay(digit: DtmfDigit) -> str:
@@ -351,3 +382,168 @@ class TelephoneEventReceiver:
         units = pending.earlier_segments + pending.duration
         duration_ms = min(max(round(units * 1000 / self._clock_rate), 1), MAX_DIGIT_DURATION_MS)
         return DtmfDigit(pending.event, duration_ms, pending.volume)
+
+
+_SEQ_MASK: Final = 0xFFFF
+_SEQ_HALF: Final = 0x8000
+_HEADER = struct.Struct("!BBHII")
+#: Digits waiting behind the one being sent; a client that sends more is refused, which
+#: bounds what one INFO flood can make us send.
+MAX_QUEUED_DIGITS: Final = 32
+_PACKET_INTERVAL_MS: Final = 50
+
+
+@final
+class TelephoneEventSender:
+    """Splices RFC 4733 digits into one relayed RTP stream (module docstring).
+
+    Theory of operation: every relayed audio packet passes ``relay``, which remembers the
+    stream's SSRC, highest sequence number and latest timestamp (with the time it was
+    seen). A queued digit is sent as ``event_packets`` describes, under that SSRC, with
+    the sequence numbers that follow and the timestamp the audio would have reached by
+    then (elapsed time in clock units; RFC 4733 2.5.1.2 wants the event on the audio's
+    timeline). While digits are queued or being sent, ``relay`` holds audio back (returns
+    None), as an RFC 4733 sender replaces the audio of the digit; the first audio packet
+    after them is renumbered to follow the last event packet, and every later one of that
+    stream keeps that offset. Before any audio, digits go out under the random SSRC,
+    sequence number and timestamp given at construction (RFC 3550 5.1).
+    """
+
+    __slots__ = (
+        "_clock_rate",
+        "_free_at",
+        "_offset",
+        "_payload_type",
+        "_queue",
+        "_resync",
+        "_seq",
+        "_ssrc",
+        "_train",
+        "_ts",
+        "_ts_at",
+        "digits_sent",
+    )
+
+    def __init__(
+        self, payload_type: int, clock_rate: int, *, ssrc: int, sequence: int, timestamp: int
+    ) -> None:
+        """Send digits with ``payload_type`` at ``clock_rate`` (the telephone-event codec
+        negotiated toward the receiver, in the numbering of packets before any payload
+        type mapping); ``ssrc``, ``sequence`` and ``timestamp`` are used until audio is seen.
+
+        Raises:
+            LocalMediaError: a payload type or clock rate out of range.
+        """
+        self._payload_type = 0
+        self._clock_rate = 8000
+        self.configure(payload_type, clock_rate)
+        self._ssrc = ssrc & 0xFFFFFFFF
+        self._seq = (sequence - 1) & _SEQ_MASK
+        self._ts = timestamp & _TS_MASK
+        self._ts_at: float | None = None
+        self._offset = 0
+        self._resync = False
+        self._queue: deque[DtmfDigit] = deque()
+        self._train: deque[tuple[float, bytes]] = deque()
+        self._free_at = 0.0
+        #: digits whose packet train was started
+        self.digits_sent = 0
+
+    def configure(self, payload_type: int, clock_rate: int) -> None:
+        """Use another payload type or clock rate from the next digit on (a re-offer).
+
+        Raises:
+            LocalMediaError: a payload type outside 0-127 or a clock rate that is not positive.
+        """
+        if not 0 <= payload_type <= 0x7F:
+            raise LocalMediaError(f"telephone-event payload type must be 0-127, got {payload_type}")
+        if clock_rate <= 0:
+            raise LocalMediaError(f"telephone-event clock rate must be positive, got {clock_rate}")
+        self._payload_type = payload_type
+        self._clock_rate = clock_rate
+
+    @property
+    def busy(self) -> bool:
+        """True while digits are queued or their packets are still to be sent."""
+        return bool(self._queue or self._train)
+
+    def relay(self, packet: bytes, now: float) -> bytes | None:
+        """The relayed packet to send (renumbered after digits), or None while digits are
+        being sent. ``packet`` is an RTP packet the caller validated (12 bytes at least)."""
+        if self._queue or self._train:
+            return None
+        if len(packet) < RTP_HEADER_LENGTH:
+            return packet
+        first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(packet)
+        if ssrc != self._ssrc:
+            # Another source: the receiver starts a new stream, nothing to continue.
+            self._ssrc = ssrc
+            self._offset = 0
+            self._resync = False
+            self._seq = sequence
+            self._ts, self._ts_at = timestamp, now
+            return packet
+        if self._resync:
+            self._resync = False
+            self._offset = (self._seq + 1 - sequence) & _SEQ_MASK
+        out = (sequence + self._offset) & _SEQ_MASK
+        if (out - self._seq) & _SEQ_MASK < _SEQ_HALF:  # newer (serial-number order)
+            self._seq = out
+            self._ts, self._ts_at = timestamp, now
+        if not self._offset:
+            return packet
+        return _HEADER.pack(first, second, out, timestamp, ssrc) + packet[RTP_HEADER_LENGTH:]
+
+    def queue(self, digit: DtmfDigit, now: float) -> bool:
+        """Send ``digit`` after those already queued; False when the queue is full."""
+        if len(self._queue) >= MAX_QUEUED_DIGITS:
+            return False
+        self._queue.append(digit)
+        self._free_at = max(self._free_at, now)
+        return True
+
+    def next_deadline(self) -> float | None:
+        """When ``due`` next has packets to give, or None when no digit is pending."""
+        if self._train:
+            return self._train[0][0]
+        if self._queue:
+            return self._free_at
+        return None
+
+    def due(self, now: float) -> list[bytes]:
+        """The packets to send at ``now``, in order (event packets carry our numbering)."""
+        out: list[bytes] = []
+        while True:
+            if not self._train:
+                if not self._queue or self._free_at > now:
+                    break
+                self._start(self._queue.popleft(), self._free_at)
+            at, packet = self._train[0]
+            if at > now:
+                break
+            self._train.popleft()
+            out.append(packet)
+        return out
+
+    def _start(self, digit: DtmfDigit, at: float) -> None:
+        """Number the packet train of ``digit`` starting at ``at``."""
+        clock_rate = self._clock_rate
+        start = self._ts
+        if self._ts_at is not None:
+            start = (self._ts + max(round((at - self._ts_at) * clock_rate), 0)) & _TS_MASK
+        train = event_packets(digit, clock_rate, packet_interval_ms=_PACKET_INTERVAL_MS)
+        for packet in train:
+            self._seq = (self._seq + 1) & _SEQ_MASK
+            rtp = build_rtp(
+                self._payload_type,
+                self._seq,
+                (start + packet.timestamp_offset) & _TS_MASK,
+                self._ssrc,
+                packet.payload,
+                marker=packet.marker,
+            )
+            self._train.append((at + packet.at_s, rtp))
+        self._ts, self._ts_at = start, at
+        self._free_at = at + train[-1].at_s + _PACKET_INTERVAL_MS / 1000
+        self._resync = True
+        self.digits_sent += 1

@@ -31,6 +31,7 @@ __all__ = [
     "CALLS_ACTIVE",
     "CALLS_TOTAL",
     "DTLS_HANDSHAKES",
+    "DTMF_EVENTS",
     "ICE_REQUESTS",
     "MEDIA_BYTES",
     "MEDIA_DROPPED",
@@ -196,6 +197,15 @@ MEDIA_SESSIONS_ACTIVE = Gauge(
     "Calls whose media the worker relays",
     multiprocess_mode="livesum",
 )
+#: DTMF digits converted, by direction: info->rfc4733 (a browser's INFO sent as RFC 4733
+#: toward the SIP side), rfc4733->info (the SIP side's RFC 4733 sent to a browser as INFO).
+DTMF_EVENTS = Counter(
+    "rtcgw_dtmf_events_total",
+    "DTMF digits converted between SIP INFO and RFC 4733, by direction",
+    ["direction"],
+)
+for _direction in ("info->rfc4733", "rfc4733->info"):
+    DTMF_EVENTS.labels(_direction)
 
 
 def drop_reason_of(worker_reason: str) -> DropReason:

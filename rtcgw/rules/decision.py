@@ -117,6 +117,9 @@ class Decision:
     register_caching: bool = False
     register_throttling: RegisterThrottling | None = None
     mediate_183_to_180: bool = False
+    #: dtmf_info_to_browser given: RFC 4733 digits from the SIP side also go to the
+    #: browser as SIP INFO
+    dtmf_info_to_browser: bool = False
     trace: tuple[RuleHit, ...] = ()
 
     @property

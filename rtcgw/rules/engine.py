@@ -41,6 +41,7 @@ from rtcgw.config import (
     CodecWhitelist,
     Conditions,
     DialogHandling,
+    DtmfInfoToBrowser,
     ForceRtp,
     ForceSrtp,
     GatewayConfig,
@@ -179,6 +180,7 @@ class _Evaluation:
     register_caching: bool = False
     register_throttling: RegisterThrottling | None = None
     mediate_183_to_180: bool = False
+    dtmf_info_to_browser: bool = False
 
     def run(self, realm: str, kind: RuleKind, rules: Sequence[Rule], leg: _Leg) -> list[RuleHit]:
         """Apply every matching rule in order; stops early once a reply is decided."""
@@ -237,6 +239,8 @@ class _Evaluation:
             self.register_throttling = action
         elif isinstance(action, Mediate183To180):
             self.mediate_183_to_180 = True
+        elif isinstance(action, DtmfInfoToBrowser):
+            self.dtmf_info_to_browser = True
         else:
             assert_never(action)
 
@@ -276,5 +280,6 @@ def decide(
         register_caching=state.register_caching,
         register_throttling=state.register_throttling,
         mediate_183_to_180=state.mediate_183_to_180,
+        dtmf_info_to_browser=state.dtmf_info_to_browser,
         trace=tuple(trace),
     )

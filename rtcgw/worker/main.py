@@ -21,6 +21,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
+from typing import assert_never
 
 import trio
 
@@ -61,6 +62,7 @@ from rtcgw.worker.b2bua import (
 )
 from rtcgw.worker.boot import WorkerBoot
 from rtcgw.worker.media.build import build_media
+from rtcgw.worker.media.events import DtmfReceived, MediaEvent, MediaTimedOut
 from rtcgw.worker.settings import b2bua_settings
 
 __all__ = ["EXIT_BOOT_FAILED", "STOP_LINGER_S", "main"]
@@ -124,11 +126,18 @@ class WorkerRuntime:
             await self._handle(message)
         await self._ipc.send(Stopped(self.index))
 
-    async def end_timed_out_calls(self, call_ids: trio.MemoryReceiveChannel[str]) -> None:
-        """End each call the media relay found silent for the media timeout."""
-        async for call_id in call_ids:
+    async def handle_media_events(self, events: trio.MemoryReceiveChannel[MediaEvent]) -> None:
+        """Give the B2BUA what the media relay reported: end each call found silent for
+        the media timeout, send the SIP side's RFC 4733 digits to clients as INFO."""
+        async for event in events:
             now = trio.current_time()
-            await self._emit(self.core.end_call(call_id, EndReason.MEDIA_TIMEOUT, now))
+            if isinstance(event, MediaTimedOut):
+                output = self.core.end_call(event.call_id, EndReason.MEDIA_TIMEOUT, now)
+            elif isinstance(event, DtmfReceived):
+                output = self.core.dtmf_to_client(event.call_id, event.digit, now)
+            else:
+                assert_never(event)
+            await self._emit(output)
 
     async def _handle(self, message: IpcMessage) -> None:
         now = trio.current_time()
@@ -238,14 +247,15 @@ async def _serve(args: argparse.Namespace) -> int:
     if not isinstance(first, Configure):
         log.error("worker.boot_failed", worker=args.index, reason=f"expected configure: {first}")
         return EXIT_BOOT_FAILED
-    # Media timeouts come from the relay's timers, which cannot await: they are queued here
-    # and the runtime ends those calls. At most one entry per call ever waits, so the
-    # buffer is bounded by the calls of the worker.
-    timed_out_send, timed_out = trio.open_memory_channel[str](math.inf)
+    # Media events (timeouts, DTMF digits) come from the relay's handlers and timers, which
+    # cannot await: they are queued here for the runtime. A timeout is reported once per
+    # call and a digit once per RFC 4733 event (at most a few per second per call), and
+    # the runtime drains them as fast as the B2BUA takes them, so the queue stays short.
+    media_send, media_events = trio.open_memory_channel[MediaEvent](math.inf)
     try:
         boot = WorkerBoot.loads(first.config)
         settings = b2bua_settings(boot)
-        relay, seam = build_media(boot, args.index, on_timeout=timed_out_send.send_nowait)
+        relay, seam = build_media(boot, args.index, on_event=media_send.send_nowait)
     except (TypeError, ValueError, MediaConfigError) as exc:
         log.error("worker.boot_failed", worker=args.index, reason=str(exc))
         return EXIT_BOOT_FAILED
@@ -256,7 +266,7 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(relay.run)
-            nursery.start_soon(runtime.end_timed_out_calls, timed_out)
+            nursery.start_soon(runtime.handle_media_events, media_events)
             await runtime.run()
             nursery.cancel_scope.cancel()
     except* (trio.BrokenResourceError, trio.ClosedResourceError):

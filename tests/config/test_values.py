@@ -135,7 +135,7 @@ def test_every_schema_field_has_a_one_line_description(cls: type) -> None:
 
 def test_every_action_has_a_distinct_name_and_is_exported() -> None:
     names = [cls.ACTION for cls in actions.ACTION_TYPES]
-    assert len(set(names)) == len(names) == 13
+    assert len(set(names)) == len(names) == 14
     for cls in actions.ACTION_TYPES:
         assert cls.__name__ in rtcgw.config.__all__
 

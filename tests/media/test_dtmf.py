@@ -330,3 +330,69 @@ def test_train_then_receiver_round_trip(event: int, duration_ms: int, clock_rate
     assert digits[0].event == event
     longest_ms = 0xFFFF * 1000 // clock_rate
     assert abs(digits[0].duration_ms - min(duration_ms, longest_ms)) <= 1
+
+
+# --- splicing digits into a relayed stream ------------------------------------------------
+
+
+def _audio(seq: int, ts: int, ssrc: int = 0xAB) -> bytes:
+    from rtcgw.media.rtp import build_rtp
+
+    return build_rtp(0, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, b"\xff" * 160)
+
+
+def _header(packet: bytes) -> tuple[int, bool, int, int, int]:
+    import struct
+
+    _, second, seq, ts, ssrc = struct.unpack_from("!BBHII", packet)
+    return second & 0x7F, bool(second & 0x80), seq, ts, ssrc
+
+
+def test_sender_continues_the_relayed_streams_numbering_and_holds_audio_back() -> None:
+    from rtcgw.media.dtmf import TelephoneEventSender
+
+    sender = TelephoneEventSender(101, 8000, ssrc=1, sequence=1, timestamp=1)
+    now = 10.0
+    for index in range(5):  # 20 ms audio, seq 100..104
+        assert sender.relay(_audio(100 + index, 8000 + 160 * index), now) is not None
+        now += 0.02
+    assert sender.queue(DtmfDigit(11, 120), now)
+    events: list[bytes] = []
+    relayed: list[bytes] = []
+    held = 0
+    index = 5
+    # Run the clock in 10 ms steps: audio keeps arriving, the timer gives the due packets.
+    for _ in range(100):
+        if sender.next_deadline() is None and len(relayed) >= 2:
+            break
+        events += sender.due(now)
+        out = sender.relay(_audio(100 + index, 8000 + 160 * index), now)
+        if out is None:
+            held += 1
+        else:
+            relayed.append(out)
+        index += 1
+        now += 0.01
+    headers = [_header(p) for p in events]
+    # Two updates (50 and 100 ms of 120), three end packets; one event timestamp after the
+    # last audio's, the audio's SSRC, sequence numbers right after the audio's.
+    assert [h[2] for h in headers] == [105, 106, 107, 108, 109]
+    assert {h[0] for h in headers} == {101} and {h[4] for h in headers} == {0xAB}
+    assert [h[1] for h in headers] == [True, False, False, False, False]
+    assert len({h[3] for h in headers}) == 1 and headers[0][3] > 8000 + 160 * 4
+    fields = [parse_telephone_event_untrusted(p[12:]) for p in events]
+    assert [f[3] for f in fields if f] == [400, 800, 960, 960, 960]
+    assert held > 0
+    # The audio after the digit follows the last event packet, and goes on from there.
+    assert [_header(p)[2] for p in relayed] == [110, 111]
+
+
+def test_sender_before_any_audio_uses_its_own_ssrc_and_bounds_its_queue() -> None:
+    from rtcgw.media.dtmf import MAX_QUEUED_DIGITS, TelephoneEventSender
+
+    sender = TelephoneEventSender(96, 48000, ssrc=7, sequence=500, timestamp=9000)
+    assert all(sender.queue(DtmfDigit(1), 0.0) for _ in range(MAX_QUEUED_DIGITS))
+    assert not sender.queue(DtmfDigit(1), 0.0)
+    first = sender.due(0.0)
+    assert [_header(p)[2] for p in first] == [500] and _header(first[0])[4] == 7
+    assert _header(first[0])[3] == 9000 and _header(first[0])[0] == 96

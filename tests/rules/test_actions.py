@@ -48,6 +48,7 @@ C_RULE_CASES: list[tuple[str, Callable[[Decision], bool]]] = [
         lambda d: d.destination_dialog_handling and not d.source_dialog_handling,
     ),
     ('{ action = "mediate_183_to_180" }', lambda d: d.mediate_183_to_180),
+    ('{ action = "dtmf_info_to_browser" }', lambda d: d.dtmf_info_to_browser),
     (
         '{ action = "reply", code = 503, reason = "Down" }',
         lambda d: d.reply == (503, "Down") and d.destination_agent is None and not d.forwarded,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import assert_never, final
 
 from rtcgw.config import GatewayConfig
+from rtcgw.media.dtmf import DtmfDigit
 from rtcgw.registrations import Binding, MemoryCache
 from rtcgw.rules import CompiledRules
 from rtcgw.sip.errors import RemoteProtocolError, SipParseError
@@ -54,6 +55,7 @@ from rtcgw.worker.b2bua.in_dialog import (
     on_refresh_response,
     on_relay_cancel,
     on_relay_response,
+    send_dtmf_info,
 )
 from rtcgw.worker.b2bua.invite import hang_up, on_cancel, on_initial_invite, on_invite_response
 from rtcgw.worker.b2bua.message import on_message, on_message_response
@@ -220,6 +222,18 @@ class B2bua:
                 self._drain()
         return engine.output()
 
+    def dtmf_to_client(self, call_id: str, digit: DtmfDigit, now: float) -> Output:
+        """Send ``digit``, which the SIP side sent as RFC 4733 on the call whose A-leg
+        Call-ID is ``call_id``, to its client as INFO, if its rules ask for that."""
+        engine = self._engine
+        engine.begin(now)
+        for call in engine.calls:
+            if call.call_id == call_id and call.decision.dtmf_info_to_browser:
+                send_dtmf_info(engine, call, digit)
+                self._drain()
+                break
+        return engine.output()
+
     def transport_failed(self, outgoing: Outgoing, now: float) -> Output:
         """The runtime could not deliver ``outgoing``: fail its transaction."""
         engine = self._engine
@@ -369,7 +383,7 @@ class B2bua:
                 on_register_response(engine, context, response)
             case Purpose.MESSAGE:
                 on_message_response(engine, context, response)
-            case Purpose.CANCEL | Purpose.BYE | Purpose.PRACK | Purpose.ACK_AND_BYE:
+            case Purpose.CANCEL | Purpose.BYE | Purpose.PRACK | Purpose.ACK_AND_BYE | Purpose.INFO:
                 pass
             case _:
                 assert_never(context.purpose)

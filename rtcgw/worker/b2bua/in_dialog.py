@@ -11,18 +11,36 @@ Theory of operation:
    the peer's previous re-INVITE is unanswered gets 500 (RFC 3261 14.1, 14.2); a 491 from
    the other side is relayed as is, so each peer's own glare back-off applies. A CANCEL
    of a relayed re-INVITE gets 487 at once and a CANCEL on the other leg; that leg's
-   final answer is then ACKed there and goes no further.
+   final answer is then ACKed there and goes no further. A re-INVITE without SDP on
+   anchored media is answered here: our 200 carries an offer written from that leg's
+   state and the ACK its answer (RFC 3261 14.1), so the other leg is not disturbed; a
+   missing or unusable answer ends the call.
 3. UPDATE without a body and OPTIONS inside a dialog are answered here: they are session
    refreshes or pings (RFC 4028; JsSIP refreshes every 45 s with UPDATE), which the other
    leg has no use for. PRACK is answered 481: we never send reliable provisionals.
-4. Session timers run per leg (``session_timer``): when we are the refresher we send
+4. DTMF: an INFO from a client with a DTMF body (``application/dtmf-relay``, as JsSIP
+   and SIP.js send, or ``application/dtmf``) on a confirmed call is handed to the SDP
+   seam, which sends the digit as RFC 4733 on the other leg's media when that leg
+   negotiated telephone-event; the INFO is then answered 200 here and goes no further.
+   Otherwise it is relayed as any INFO. A DTMF body that is not a digit gets 400 naming
+   the problem. Digits the SIP side sent as RFC 4733 come back from the media relay
+   (``send_dtmf_info``) as INFOs of our own toward the client, whose answers are absorbed.
+5. Session timers run per leg (``session_timer``): when we are the refresher we send
    UPDATE (or a re-INVITE repeating our last SDP when the peer does not allow UPDATE); when
    the peer is, a missing refresh ends the call.
 """
 
 from __future__ import annotations
 
-from rtcgw.sdp.errors import SdpError
+from rtcgw.media.dtmf import (
+    DTMF_CONTENT_TYPES,
+    DTMF_RELAY,
+    DtmfDigit,
+    format_dtmf_relay,
+    parse_dtmf_info,
+)
+from rtcgw.media.errors import RemoteMediaError
+from rtcgw.sdp.errors import SdpError, SdpNegotiationError
 from rtcgw.sip.dialog import DialogState
 from rtcgw.sip.errors import RemoteProtocolError
 from rtcgw.sip.events import ServerTransactionKey
@@ -41,6 +59,7 @@ from rtcgw.worker.b2bua.invite import (
 )
 from rtcgw.worker.b2bua.leg import Leg, Retransmission
 from rtcgw.worker.b2bua.relay import copied_headers, option_tags
+from rtcgw.worker.b2bua.seam import LegSide
 from rtcgw.worker.b2bua.session_timer import Refresher, parse_session_expires
 from rtcgw.worker.b2bua.state import ALLOW, ClientContext, Engine, Purpose, ServerContext
 
@@ -51,6 +70,7 @@ __all__ = [
     "on_refresh_response",
     "on_relay_cancel",
     "on_relay_response",
+    "send_dtmf_info",
 ]
 
 _HANGUP = {True: EndReason.HANGUP_CLIENT, False: EndReason.HANGUP_SIP}
@@ -106,7 +126,87 @@ def on_in_dialog_request(
         if leg.reinvite_in is not None:
             engine.reject(key, request, 500, headers=(Header("Retry-After", "1"),))
             return
+    client_info = method == "INFO" and leg.side is LegSide.CLIENT
+    if client_info and _dtmf_sent(engine, call, leg, key, request):
+        return
+    if method == "INVITE" and not request.body and _offered_here(engine, call, leg, key, request):
+        return
     _relay(engine, call, leg, key, request)
+
+
+def _offered_here(
+    engine: Engine, call: Call, leg: Leg, key: ServerTransactionKey, request: Request
+) -> bool:
+    """A late-offer re-INVITE (RFC 3261 14.1) on anchored media, answered with our offer
+    written from ``leg``'s state; its answer comes in the ACK. False: relay it."""
+    if call.state is not CallState.CONFIRMED:
+        return False
+    try:
+        offer = engine.sdp.local_offer(call, leg)
+    except SdpError as exc:
+        engine.reject(key, request, 488, headers=(media_warning(engine, call.call_id, exc),))
+        return True
+    if offer is None:
+        return False
+    leg.sdp_out = offer
+    leg.local_offer_pending = True
+    if leg.session is not None:
+        leg.session = leg.session.refreshed(engine.now)
+    ok = _ours(engine, leg, request, 200).with_body(offer, SDP)
+    if not leg.peer.transport.reliable:
+        leg.retransmission = Retransmission(
+            key, ok, engine.now + engine.t1, engine.t1, engine.now + 64 * engine.t1
+        )
+    engine.respond(key, ok)
+    engine.schedule(call)
+    return True
+
+
+def _dtmf_sent(
+    engine: Engine, call: Call, leg: Leg, key: ServerTransactionKey, request: Request
+) -> bool:
+    """A client's DTMF INFO sent as RFC 4733 (answered 200) or refused (400); False when
+    it is no DTMF INFO or the other leg's media takes no telephone-event: relay it."""
+    content_type = request.content_type
+    if content_type is None or content_type.lower() not in DTMF_CONTENT_TYPES:
+        return False
+    try:
+        digit = parse_dtmf_info(content_type, request.body.decode("utf-8", "replace"))
+    except RemoteMediaError as exc:
+        engine.reject(key, request, 400, reason=_reason_phrase(str(exc)))
+        return True
+    if call.state is not CallState.CONFIRMED or not engine.sdp.dtmf_out(
+        call, call.other(leg), digit
+    ):
+        return False
+    engine.respond(key, _ours(engine, leg, request, 200))
+    return True
+
+
+def _reason_phrase(text: str) -> str:
+    """``text`` as a reason phrase: one line of printable characters (RFC 3261 25.1)."""
+    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    return cleaned[:120] or "Bad DTMF body"
+
+
+def send_dtmf_info(engine: Engine, call: Call, digit: DtmfDigit) -> bool:
+    """Send ``digit`` to the call's client leg as an INFO of ours (``application/dtmf-relay``);
+    False when the call has no confirmed client leg."""
+    leg = call.a if call.a.side is LegSide.CLIENT else call.b
+    dialog = leg.dialog
+    if leg.side is not LegSide.CLIENT or dialog is None:
+        return False
+    if call.state is not CallState.CONFIRMED or dialog.state is not DialogState.CONFIRMED:
+        return False
+    info = dialog.create_request(
+        "INFO",
+        leg.new_via(engine.shard),
+        headers=(Header("User-Agent", engine.settings.user_agent),),
+        body=format_dtmf_relay(digit).encode(),
+        content_type=DTMF_RELAY,
+    )
+    engine.start_client(info, leg.peer, ClientContext(Purpose.INFO, info, call, leg))
+    return True
 
 
 def _relay(
@@ -265,6 +365,16 @@ def on_in_dialog_ack(engine: Engine, call: Call, leg: Leg, ack: Request) -> None
         on_ack(engine, call, leg, ack)
         return
     leg.retransmission = None
+    if leg.local_offer_pending:
+        leg.local_offer_pending = False
+        try:
+            if not ack.body:
+                raise SdpNegotiationError(f"the ACK of call {call.call_id} carries no answer")
+            engine.sdp.answer_in(call, leg, ack.body)
+        except SdpError as exc:
+            media_warning(engine, call.call_id, exc)
+            hang_up(engine, call, EndReason.MEDIA_REFUSED)
+            return
     other = call.other(leg)
     if leg.ack_relay_seq is not None and other.dialog is not None:
         seq, leg.ack_relay_seq = leg.ack_relay_seq, None

@@ -13,6 +13,14 @@ Theory of operation (RFC 3261 sections 13-15, 9):
    offer (INVITE without SDP) the 2xx carries the offer, and the B-leg ACK waits for the
    caller's ACK, which carries the answer. The 2xx to a UDP caller is retransmitted until
    the ACK (13.3.1.4); no ACK within 64*T1 ends the call.
+3a. A late offer toward a leg the SDP seam offers on itself (``local_offer``: a browser's,
+   media anchored) is a *gateway offer*: the B-leg INVITE carries our offer, so the
+   callee's 2xx carries the answer (``answer_in``) and is ACKed at once without a body;
+   the caller's 2xx carries an offer written for its leg, and the answer in its ACK goes
+   to ``answer_in`` (none, or one the seam refuses, ends the call with BYE on both legs).
+   A callee's 18x SDP is learned only from a reliable 18x (RFC 3262: that is the answer);
+   an unreliable one is a preview and the caller's 18x goes without SDP (no offer may
+   travel in an unreliable 18x to an INVITE without one, RFC 3261 13.2.1).
 4. 300-699 are relayed; the transaction layers ACK them on each leg. A 401/407 keeps the
    B-leg Call-ID, From tag and CSeq for the caller's retry with credentials. Timer B and
    a failed delivery act as a 408 / 503 (8.1.3.1): the caller gets that status and the
@@ -25,7 +33,7 @@ Theory of operation (RFC 3261 sections 13-15, 9):
 
 from __future__ import annotations
 
-from rtcgw.sdp.errors import SdpError
+from rtcgw.sdp.errors import SdpError, SdpNegotiationError
 from rtcgw.sip.dialog import Dialog, DialogState
 from rtcgw.sip.errors import RemoteProtocolError
 from rtcgw.sip.events import ServerTransactionKey
@@ -51,6 +59,7 @@ from rtcgw.worker.b2bua.state import AuthMemo, ClientContext, Engine, Purpose, S
 
 __all__ = [
     "body_out",
+    "gateway_offered",
     "hang_up",
     "media_warning",
     "on_ack",
@@ -198,7 +207,10 @@ def on_initial_invite(
     headers.append(Header("User-Agent", engine.settings.user_agent))
     outgoing = Request("INVITE", ruri, tuple(headers))
     try:
-        body, content_type = body_out(engine, call, b, request, offer=True)
+        if request.body:
+            body, content_type = body_out(engine, call, b, request, offer=True)
+        else:
+            body, content_type = _local_offer(engine, call, b)
     except SdpError as exc:
         warning = media_warning(engine, call.call_id, exc)
         engine.sdp.call_ended(call, _status_of(exc))
@@ -212,6 +224,41 @@ def on_initial_invite(
         outgoing, destination, ClientContext(Purpose.INVITE, outgoing, call, b)
     )
     engine.notice(CallStarted(call.call_id, direction, b_call_id))
+
+
+def _local_offer(engine: Engine, call: Call, leg: Leg) -> tuple[bytes, str | None]:
+    """Our own offer for ``leg`` (module docstring, step 3a), or no body when the seam
+    makes none."""
+    offer = engine.sdp.local_offer(call, leg)
+    if offer is None:
+        return b"", None
+    leg.sdp_out = offer
+    return offer, SDP
+
+
+def gateway_offered(call: Call) -> bool:
+    """True when the caller's INVITE had no offer and the B-leg INVITE carries ours."""
+    b_invite = call.b.invite
+    return call.late_offer and b_invite is not None and bool(b_invite.body)
+
+
+def _offer_to_caller(engine: Engine, call: Call, response: Response) -> tuple[bytes, str | None]:
+    """A gateway offer's callee answered (step 3a): learn its answer; the caller's 2xx
+    gets our offer, its 1xx no SDP.
+
+    Raises:
+        SdpError: the answer is unusable, or a 2xx came with no answer at all.
+    """
+    reliable = "100rel" in response.option_tags("Require")
+    has_sdp = bool(response.body) and response.content_type == SDP
+    if has_sdp and (response.status >= 200 or reliable):
+        engine.sdp.answer_in(call, call.b, response.body)
+    if response.status < 200:
+        return b"", None
+    body, content_type = _local_offer(engine, call, call.a)
+    if not body:
+        raise SdpNegotiationError(f"no offer for the caller of call {call.call_id}")
+    return body, content_type
 
 
 def _relay_to_caller(engine: Engine, call: Call, response: Response) -> Response:
@@ -229,7 +276,10 @@ def _relay_to_caller(engine: Engine, call: Call, response: Response) -> Response
     headers.append(Header("Server", engine.settings.user_agent))
     offer = call.late_offer and 200 <= status < 300
     try:
-        body, content_type = body_out(engine, call, a, response, offer=offer)
+        if gateway_offered(call):
+            body, content_type = _offer_to_caller(engine, call, response)
+        else:
+            body, content_type = body_out(engine, call, a, response, offer=offer)
     except SdpError as exc:
         if 200 <= status < 300:
             raise  # the caller of a 2xx ends the call (_on_success)
@@ -380,7 +430,8 @@ def _on_success(engine: Engine, call: Call, response: Response) -> None:
     b.note_allow(response)
     b.session = negotiate_as_uac(response, engine.now)
     call.fire(CallTrigger.ANSWER)
-    if not call.late_offer:
+    if not call.late_offer or gateway_offered(call):
+        # The 2xx carries no offer for the caller to answer: the ACK needs no body.
         b.ack = dialog.create_ack(cseq, b.new_via(engine.shard))
         engine.send_direct(b.ack, b.peer)
     try:
@@ -476,7 +527,9 @@ def on_ack(engine: Engine, call: Call, leg: Leg, ack: Request) -> None:
     call.fire(CallTrigger.ACK)
     b = call.b
     refused = False
-    if b.ack is None and b.dialog is not None and b.invite is not None:
+    if gateway_offered(call):
+        refused = not _caller_answered(engine, call, ack)
+    elif b.ack is None and b.dialog is not None and b.invite is not None:
         try:
             body, content_type = body_out(engine, call, b, ack, offer=False)
         except SdpError as exc:
@@ -492,6 +545,21 @@ def on_ack(engine: Engine, call: Call, leg: Leg, ack: Request) -> None:
         hang_up(engine, call, EndReason.MEDIA_REFUSED)
         return
     engine.schedule(call)
+
+
+def _caller_answered(engine: Engine, call: Call, ack: Request) -> bool:
+    """Give the answer in the caller's ACK to the seam (step 3a); False when there is
+    none or the seam refuses it."""
+    try:
+        if not ack.body or ack.content_type != SDP:
+            raise SdpNegotiationError(
+                f"the ACK of call {call.call_id} carries no answer to the offer in our 2xx"
+            )
+        engine.sdp.answer_in(call, call.a, ack.body)
+    except SdpError as exc:
+        media_warning(engine, call.call_id, exc)
+        return False
+    return True
 
 
 def send_bye(engine: Engine, call: Call, leg: Leg) -> None:

@@ -74,6 +74,8 @@ class Leg:
             for 14.1/14.2's glare rules (491 / 500).
         ack_relay_seq: the peer's ACK on this leg must be relayed as the ACK with this
             CSeq on the other leg (a late-offer re-INVITE: the ACK carries the answer).
+        local_offer_pending: we answered the peer's late-offer re-INVITE with an offer of
+            ours; its ACK carries the answer, for this leg alone.
         rseq: the RSeq of the last reliable provisional PRACKed, per early dialog
             (remote tag), so retransmissions are discarded (RFC 3262 section 4).
     """
@@ -98,6 +100,7 @@ class Leg:
     reinvite_in: ServerTransactionKey | None = None
     reinvite_out: ClientTransactionKey | None = None
     ack_relay_seq: int | None = None
+    local_offer_pending: bool = False
     rseq: dict[str, int] = field(default_factory=dict)
 
     @property

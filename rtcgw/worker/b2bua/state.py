@@ -71,6 +71,7 @@ class Purpose(enum.Enum):
     REGISTER = "REGISTER relayed to the PBX"
     MESSAGE = "out-of-dialog MESSAGE relayed (RFC 3428)"
     ACK_AND_BYE = "BYE for a 2xx that lost a race"
+    INFO = "INFO we send (a DTMF digit toward a client)"
 
 
 @dataclass(slots=True)

@@ -3,15 +3,14 @@
 Each media interface gives a ``MediaSite``: a pool over this worker's slice of its port
 range, bound to its bind address, and the addresses its SDP advertises (the configured
 public ones for 1:1 NAT, else the bind address, else, for a wildcard bind, the local
-address of the route toward the first SIP destination). The DTLS certificate is the
-configured one or a fresh self-signed one; it is made once per worker, and every call of
-the worker uses it (its fingerprint goes into each SDP the worker writes).
+address of the route toward the first SIP destination), and its DTLS contexts: the
+interface's certificate or a fresh self-signed one, made once per worker and used by every
+call through that interface (its fingerprint goes into each SDP written for a leg there).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 
 import trio
 
@@ -19,6 +18,7 @@ from rtcgw.config import GatewayConfig, MediaInterface
 from rtcgw.media.certificates import DtlsCertificate, generate_certificate, load_certificate
 from rtcgw.media.dtls import DtlsContexts, DtlsSettings
 from rtcgw.worker.boot import WorkerBoot
+from rtcgw.worker.media.events import MediaEventSink
 from rtcgw.worker.media.ports import PortPool, worker_slice
 from rtcgw.worker.media.relay import MediaRelay
 from rtcgw.worker.media.seam import MediaSeam
@@ -29,9 +29,10 @@ __all__ = ["build_media"]
 
 
 def build_media(
-    boot: WorkerBoot, index: int, *, on_timeout: Callable[[str], None]
+    boot: WorkerBoot, index: int, *, on_event: MediaEventSink
 ) -> tuple[MediaRelay, MediaSeam]:
-    """The relay (to run as a task) and the seam (to give the B2BUA) of worker ``index``.
+    """The relay (to run as a task) and the seam (to give the B2BUA) of worker ``index``;
+    ``on_event`` takes what the relay tells the B2BUA (media timeouts, DTMF digits).
 
     Raises:
         MediaConfigError: the DTLS certificate, key or CA file cannot be used.
@@ -43,20 +44,13 @@ def build_media(
         medium.name: _site(config, medium, index, max(1, boot.worker_count))
         for medium in config.media
     }
-    first = config.media[0]
-    settings = DtlsSettings(
-        certificate=_certificate(first),
-        mtu=first.dtls_mtu,
-        ca_file=first.dtls_ca,
-        require_peer_certificate=first.dtls_require_peer_certificate,
-    )
-    endpoint = MediaEndpoint(relay, DtlsContexts(settings), trio.current_time)
+    endpoint = MediaEndpoint(relay, trio.current_time)
     seam = MediaSeam(
         config,
         endpoint,
         sites,
         media_timeout_s=config.gateway.media_timeout_s,
-        on_timeout=on_timeout,
+        on_event=on_event,
     )
     return relay, seam
 
@@ -77,7 +71,17 @@ def _site(config: GatewayConfig, medium: MediaInterface, index: int, count: int)
             advertised = (_facing(config, ipv6=address.version == 6),)
         else:
             advertised = (bind,)
-    return MediaSite(PortPool(bind, first, last), advertised)
+    return MediaSite(PortPool(bind, first, last), advertised, _dtls(medium))
+
+
+def _dtls(medium: MediaInterface) -> DtlsContexts:
+    settings = DtlsSettings(
+        certificate=_certificate(medium),
+        mtu=medium.dtls_mtu,
+        ca_file=medium.dtls_ca,
+        require_peer_certificate=medium.dtls_require_peer_certificate,
+    )
+    return DtlsContexts(settings)
 
 
 def _facing(config: GatewayConfig, *, ipv6: bool) -> str:

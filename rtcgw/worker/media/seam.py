@@ -2,7 +2,9 @@
 
 The B2BUA calls the seam with every offer and answer it sends (``rtcgw.worker.b2bua.seam``).
 A call whose rules anchor no media keeps its SDP untouched; any other gets a session on the
-first offer, written leg by leg from the session's state.
+first offer, written leg by leg from the session's state. An INVITE without an offer toward
+a WebRTC leg gets an offer of ours (``local_offer``), and the answers to offers of ours are
+learned with ``answer_in``.
 
 Two lifetimes need care:
 
@@ -13,19 +15,31 @@ Two lifetimes need care:
 - Each session ticks once a second on the relay: consent freshness (RFC 7675), DTLS results
   logged and counted, media figures added to the metrics, and the media timeout: no packet
   either way for ``media_timeout_s`` ends the call (both legs get BYE).
+
+DTMF: after each answer, every audio stream of a SIP-side leg that negotiated
+telephone-event gets a ``StreamDtmf`` (``dtmf.py``). ``dtmf_out`` queues a client's INFO
+digit there, and when the call's rules have ``dtmf_info_to_browser``, the SIP side's
+RFC 4733 digits are reported as ``DtmfReceived`` media events for the B2BUA to send as
+INFO. Media timeouts are ``MediaTimedOut`` events on the same sink.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, final
 
 from rtcgw.config import GatewayConfig
 from rtcgw.media.dtls import DtlsState
+from rtcgw.media.dtmf import DTMF_EVENTS, DtmfDigit
 from rtcgw.observability import metrics
 from rtcgw.observability.logging import get_logger
+from rtcgw.sdp.codecs import Codec
+from rtcgw.sdp.writer import LegProfile
 from rtcgw.worker.b2bua.seam import LegSide
-from rtcgw.worker.media.policy import anchors, leg_policies
+from rtcgw.worker.media.dtmf import StreamDtmf
+from rtcgw.worker.media.events import DtmfReceived, MediaEventSink, MediaTimedOut
+from rtcgw.worker.media.policy import LegPolicy, anchors, leg_policies
 from rtcgw.worker.media.session import LegMedia, MediaEndpoint, MediaSession, MediaSite
 from rtcgw.worker.media.streams import BrowserStream, BrowserTransport, PlainStream
 
@@ -53,13 +67,13 @@ class MediaSeam:
         sites: dict[str, MediaSite],
         *,
         media_timeout_s: float,
-        on_timeout: Callable[[str], None],
+        on_event: MediaEventSink,
     ) -> None:
         self._config = config
         self._endpoint = endpoint
         self._sites = sites
         self._media_timeout_s = media_timeout_s
-        self._on_timeout = on_timeout
+        self._on_event = on_event
         self.sessions: dict[str, MediaSession] = {}
         self._retained: dict[str, MediaSession] = {}
         self._reported: dict[tuple[int, str], int] = {}
@@ -80,6 +94,7 @@ class MediaSeam:
             return sdp
         answer = session.remote_answer(self._media_leg(session, call, call.other(leg)), sdp)
         self._start_ticking(session)
+        self._wire_dtmf(session, call)
         return answer
 
     def local_answer(self, call: Call, leg: Leg, sdp: bytes) -> bytes | None:
@@ -94,6 +109,35 @@ class MediaSeam:
         if answer is not None:
             log.info("media.ice_restart_answered", call_id=call.call_id, leg=media_leg.name)
         return answer
+
+    def local_offer(self, call: Call, leg: Leg) -> bytes | None:
+        """An offer of ours for ``leg``: a first one only toward a WebRTC leg (a SIP callee
+        is better served by its caller's offer in the 2xx), later ones from its state."""
+        session = self.sessions.get(call.call_id)
+        if session is None:
+            if not anchors(call.decision):
+                return None
+            caller, callee = leg_policies(call.decision)
+            policy = caller if leg is call.a else callee
+            if (policy.convert_to or _native_profile(leg.side, policy)) is not LegProfile.WEBRTC:
+                return None
+            session = self._session(call)
+            if session is None:
+                return None
+        media_leg = self._media_leg(session, call, leg)
+        profile = media_leg.policy.convert_to or _native_profile(leg.side, media_leg.policy)
+        offer = session.local_offer(media_leg, profile)
+        log.info("media.local_offer", call_id=call.call_id, leg=media_leg.name)
+        return offer
+
+    def answer_in(self, call: Call, leg: Leg, sdp: bytes) -> None:
+        """Learn ``leg``'s answer to our ``local_offer``; media flows once both legs have."""
+        session = self.sessions.get(call.call_id)
+        if session is None:
+            return
+        session.learn_answer(self._media_leg(session, call, leg), sdp)
+        self._start_ticking(session)
+        self._wire_dtmf(session, call)
 
     def call_ended(self, call: Call, status: int | None) -> None:
         """Release the call's media, or keep it for a challenged caller's retry."""
@@ -113,6 +157,66 @@ class MediaSeam:
             return
         self._close(session)
 
+    def dtmf_out(self, call: Call, leg: Leg, digit: DtmfDigit) -> bool:
+        """Queue ``digit`` as RFC 4733 on ``leg``'s first stream that converts DTMF."""
+        session = self.sessions.get(call.call_id)
+        if session is None:
+            return False
+        media_leg = self._media_leg(session, call, leg)
+        for endpoint in media_leg.streams:
+            if isinstance(endpoint, PlainStream) and isinstance(endpoint.tap, StreamDtmf):
+                if not endpoint.tap.send(digit, self._endpoint.clock()):
+                    log.warning(
+                        "media.dtmf_refused",
+                        call_id=call.call_id,
+                        leg=media_leg.name,
+                        digit=digit.symbol,
+                        reason="too many digits queued",
+                    )
+                    return False
+                _report_dtmf(call.call_id, media_leg.name, digit, "info->rfc4733")
+                return True
+        return False
+
+    # -- DTMF -------------------------------------------------------------------------------
+
+    def _wire_dtmf(self, session: MediaSession, call: Call) -> None:
+        """Give each SIP-side audio stream that negotiated telephone-event its converter
+        (kept across renegotiations, dropped when telephone-event goes away)."""
+        report = call.decision.dtmf_info_to_browser
+        for leg in (session.a, session.b):
+            if leg.webrtc:
+                continue
+            for index, endpoint in enumerate(leg.streams):
+                if not isinstance(endpoint, PlainStream):
+                    continue
+                codecs = leg.negotiated[index] if index < len(leg.negotiated) else ()
+                kind = leg.media_kinds[index] if index < len(leg.media_kinds) else "audio"
+                event = _telephone_event(codecs) if kind == "audio" else None
+                tap = endpoint.tap
+                if event is None:
+                    if isinstance(tap, StreamDtmf):
+                        tap.closed = True
+                    endpoint.tap = None
+                    continue
+                if isinstance(tap, StreamDtmf):
+                    tap.configure(event.payload_type, event.clock_rate)
+                else:
+                    tap = StreamDtmf(
+                        self._endpoint.relay, endpoint, event.payload_type, event.clock_rate
+                    )
+                    endpoint.tap = tap
+                tap.on_digit = self._digit_reporter(session, leg.name) if report else None
+
+    def _digit_reporter(self, session: MediaSession, leg_name: str) -> Callable[[DtmfDigit], None]:
+        def received(digit: DtmfDigit) -> None:
+            if session.closed:
+                return
+            _report_dtmf(session.call_id, leg_name, digit, "rfc4733->info")
+            self._on_event(DtmfReceived(session.call_id, digit))
+
+        return received
+
     # -- sessions -------------------------------------------------------------------------
 
     def _session(self, call: Call) -> MediaSession | None:
@@ -127,6 +231,10 @@ class MediaSeam:
         if not anchors(decision):
             return None
         caller, callee = leg_policies(decision)
+        if caller.convert_to is None:
+            # Only a late offer reads it: the callee's offer (in its 2xx) is sent to the
+            # caller in the caller's own kind, not in the callee's.
+            caller = replace(caller, convert_to=_native_profile(call.a.side, caller))
         session = MediaSession(
             call.call_id,
             self._endpoint,
@@ -148,6 +256,15 @@ class MediaSeam:
         return session.a if leg is call.a else session.b
 
     def _close(self, session: MediaSession) -> None:
+        for leg in (session.a, session.b):
+            for endpoint in leg.streams:
+                if isinstance(endpoint, PlainStream) and isinstance(endpoint.tap, StreamDtmf):
+                    endpoint.tap.closed = True
+            # A handshake that ended after the last tick is reported all the same.
+            for transport in leg.transports:
+                if transport.dtls_changed:
+                    transport.dtls_changed = False
+                    self._report_dtls(session, leg, transport)
         self._flush(session)
         self._log_figures(session)
         session.close()
@@ -175,7 +292,7 @@ class MediaSeam:
                     call_id=session.call_id,
                     idle_s=round(now - session.last_activity(), 1),
                 )
-                self._on_timeout(session.call_id)
+                self._on_event(MediaTimedOut(session.call_id))
                 return
             self._endpoint.relay.call_at(now + TICK_S, tick)
 
@@ -282,6 +399,46 @@ class MediaSeam:
                 rtcp_out=counters.rtcp_out,
                 dropped=dropped,
             )
+
+
+def _native_profile(side: LegSide, policy: LegPolicy) -> LegProfile:
+    """What a leg speaks when its rules convert nothing: WebRTC toward a client; toward
+    the SIP side the one kind its rules admit, else plain RTP (AVPF when it offers
+    feedback)."""
+    if side is LegSide.CLIENT:
+        return LegProfile.WEBRTC
+    admitted = sorted(
+        policy.admit or (), key=lambda p: (p.feedback != policy.rtcp_feedback, p.value)
+    )
+    if admitted:
+        return admitted[0]
+    return LegProfile.RTP_AVPF if policy.rtcp_feedback else LegProfile.RTP_AVP
+
+
+def _telephone_event(codecs: tuple[Codec, ...]) -> Codec | None:
+    """The telephone-event codec to send digits with: the one at the audio's clock rate
+    (RFC 4733 2.1: events share the audio's timeline), else the first."""
+    events = [c for c in codecs if c.is_telephone_event]
+    if not events:
+        return None
+    audio = next((c for c in codecs if not c.is_telephone_event and c.repairs is None), None)
+    if audio is not None:
+        for event in events:
+            if event.clock_rate == audio.clock_rate:
+                return event
+    return events[0]
+
+
+def _report_dtmf(call_id: str, leg: str, digit: DtmfDigit, direction: str) -> None:
+    log.info(
+        "media.dtmf",
+        call_id=call_id,
+        leg=leg,
+        digit=DTMF_EVENTS[digit.event],
+        duration_ms=digit.duration_ms,
+        direction=direction,
+    )
+    metrics.DTMF_EVENTS.labels(direction).inc()
 
 
 def _kind(endpoint: BrowserStream | PlainStream | None) -> str:

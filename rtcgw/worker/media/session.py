@@ -16,6 +16,13 @@ Theory of operation (RFC 3264 offer/answer, seen from a B2BUA that anchors media
    survive hold/resume and codec changes. A re-offer from a WebRTC peer that only restarts
    ICE (new ufrag/pwd) is answered on that leg alone (``local_answer``).
 
+4. An INVITE without an offer toward a leg we can offer on (a browser's) gets one of ours
+   (``local_offer``): before any negotiation one audio stream with the codecs the rules
+   allow (``DEFAULT_OFFER`` unless a whitelist names others), afterwards each stream's
+   negotiated codecs. Its answer is learned with ``learn_answer``, which is ``remote_answer``
+   without writing anything for the other leg; the other leg is then offered the codecs
+   that answer accepted (``local_offer`` again), and its answer learned the same way.
+
 Which leg is which does not matter here: X is whoever offered, so a late offer (the callee's
 2xx carries it) is the same code. The session never touches signaling; the SDP seam
 (``rtcgw.worker.media.seam``) calls it.
@@ -49,6 +56,20 @@ __all__ = ["LegMedia", "MediaEndpoint", "MediaSession", "MediaSite"]
 #: The SDES suite we offer and prefer (RFC 4568 section 6.2).
 SDES_PROFILE = SrtpProfile.AES_CM_128_HMAC_SHA1_80
 
+#: Audio codecs an offer of our own may carry, by lower-case name: the payload types
+#: browsers and SIP equipment use for them (static ones from RFC 3551).
+KNOWN_AUDIO: dict[str, Codec] = {
+    "pcmu": Codec(0, "PCMU", 8000, 1),
+    "pcma": Codec(8, "PCMA", 8000, 1),
+    "g722": Codec(9, "G722", 8000, 1),
+    "g729": Codec(18, "G729", 8000, 1, "annexb=no"),
+    "opus": Codec(111, "opus", 48000, 2, "minptime=10;useinbandfec=1"),
+    "telephone-event": Codec(101, "telephone-event", 8000, 1, "0-16"),
+}
+#: What an offer of our own carries when no whitelist says otherwise: G.711 first, which
+#: the SIP side (offered what the browser accepts) is the likeliest to take.
+DEFAULT_OFFER = ("pcmu", "pcma", "g722", "opus", "telephone-event")
+
 
 @final
 @dataclass(frozen=True, slots=True)
@@ -58,6 +79,8 @@ class MediaSite:
     pool: PortPool
     #: the c= address and one ICE host candidate per address (1:1 NAT: public ones)
     advertised: tuple[str, ...]
+    #: the interface's DTLS certificate, CA and MTU, shared by every call through it
+    dtls: DtlsContexts
 
 
 @final
@@ -66,7 +89,6 @@ class MediaEndpoint:
     """The worker-wide things every session uses."""
 
     relay: MediaRelay
-    dtls: DtlsContexts
     clock: Callable[[], float]
 
 
@@ -185,6 +207,62 @@ class MediaSession:
         Raises:
             SdpNegotiationError: unreadable, or it accepted nothing we offered (488).
         """
+        accepted = self.learn_answer(leg, sdp)
+        return write_sdp(self._write(self.other(leg), accepted)).to_bytes()
+
+    def local_offer(self, leg: LegMedia, profile: LegProfile) -> bytes:
+        """An offer of our own on ``leg`` (docstring 4); ``profile`` is the leg's before
+        any negotiation.
+
+        Raises:
+            SdpNegotiationError: the other leg has not answered our offer there yet, or
+                the rules leave no codec to offer (488).
+        """
+        other = self.other(leg)
+        if other.offered and not other.negotiated:
+            raise SdpNegotiationError(f"leg {other.name} gave no answer to the offer made there")
+        if leg.negotiated:
+            codecs = [list(c) for c in leg.negotiated]
+            # The other peer's wish, not this peer's last answer: after this peer's hold
+            # its late-offer re-INVITE asks for the session as we would have it.
+            leg.directions = [_offered_direction(other, i) for i in range(len(codecs))]
+        else:
+            leg.profile = leg.profile or profile
+            other.profile = other.profile or other.policy.convert_to or LegProfile.RTP_AVP
+            codecs = [list(self._own_codecs(leg, other))]
+            leg.media_kinds = ["audio"]
+            leg.directions = [Direction.SENDRECV]
+        leg.offered = [tuple(c) for c in codecs]
+        self._ensure_endpoints(leg, [bool(c) for c in codecs], offering=True)
+        self._link()
+        if leg.webrtc:
+            leg.setup = leg.setup if leg.setup is not None else Setup.ACTPASS
+        return write_sdp(self._write(leg, codecs)).to_bytes()
+
+    def _own_codecs(self, leg: LegMedia, other: LegMedia) -> tuple[Codec, ...]:
+        """The audio codecs of a first offer of ours: the first whitelist's known names
+        in its order (else ``DEFAULT_OFFER``), filtered by both legs' rules."""
+        whitelist = leg.policy.whitelist or other.policy.whitelist
+        names = [n.lower() for n in whitelist] if whitelist else list(DEFAULT_OFFER)
+        if whitelist and "telephone-event" not in names:
+            names.append("telephone-event")
+        candidates = [KNOWN_AUDIO[n] for n in dict.fromkeys(names) if n in KNOWN_AUDIO]
+        kept = tuple(candidates)
+        for policy in (leg.policy, other.policy):
+            kept = filter_codecs(kept, whitelist=policy.whitelist, blacklist=policy.blacklist)
+        if not has_media_codec(kept):
+            raise SdpNegotiationError(
+                f"no codec to offer on leg {leg.name}: known {', '.join(KNOWN_AUDIO)}; "
+                f"allowed by the rules: {self._rules_text(leg, other)}"
+            )
+        return kept
+
+    def learn_answer(self, leg: LegMedia, sdp: bytes) -> list[list[Codec]]:
+        """The answer arrived on ``leg``: learn it; per m-line, the codecs it accepted.
+
+        Raises:
+            SdpNegotiationError: unreadable, or it accepted nothing we offered (488).
+        """
         remote = describe(parse_sdp(sdp))
         other = self.other(leg)
         if len(remote.streams) != len(leg.offered):
@@ -216,7 +294,7 @@ class MediaSession:
         if other.webrtc:
             other.setup = _answer_setup(other.remote)
         self._key_offerer(other)
-        return write_sdp(self._write(other, accepted)).to_bytes()
+        return accepted
 
     def local_answer(self, leg: LegMedia, sdp: bytes) -> bytes | None:
         """Answer a re-offer on ``leg`` alone when only its ICE credentials changed (or
@@ -332,7 +410,7 @@ class MediaSession:
         now = self._endpoint.clock()
         for transport in leg.transports:
             if transport.dtls is None:
-                transport.start_dtls(DtlsEndpoint(self._endpoint.dtls, role, pairs), now)
+                transport.start_dtls(DtlsEndpoint(leg.site.dtls, role, pairs), now)
                 self._schedule_dtls(transport)
 
     def _schedule_dtls(self, transport: BrowserTransport) -> None:
@@ -477,7 +555,8 @@ class MediaSession:
     def _sdes_key(self, leg: LegMedia, index: int, profile: SrtpProfile) -> bytes:
         while len(leg.sdes_keys) <= index:
             leg.sdes_keys.append(b"")
-        if not leg.sdes_keys[index]:
+        # A suite the peer chose with another key length needs a key of that length.
+        if len(leg.sdes_keys[index]) != profile.key_length + profile.salt_length:
             leg.sdes_keys[index] = new_master_key(profile)
         return leg.sdes_keys[index]
 
@@ -506,10 +585,14 @@ class MediaSession:
                 continue
             direction = leg.directions[index] if index < len(leg.directions) else Direction.SENDRECV
             if isinstance(endpoint, BrowserStream):
+                # The stream is re-originated (our SSRC and cname), but the sender's msid
+                # is passed on so that a browser on the other side groups its tracks as
+                # they were sent (lip sync of one sender's audio and video).
                 ssrc = endpoint.rewriter.ssrc
                 label = f"rtcgw-{leg.session_id:x}"
+                msid = _sender_msid(self.other(leg), index) or f"{label} {media}{index}"
                 extra = (
-                    Attribute("msid", f"{label} {media}{index}"),
+                    Attribute("msid", msid),
                     Attribute("ssrc", f"{ssrc} cname:{label}"),
                 )
                 streams.append(
@@ -525,8 +608,9 @@ class MediaSession:
             else:
                 crypto: tuple[Crypto, ...] = ()
                 if leg.profile is not None and leg.profile.srtp:
-                    key = self._sdes_key(leg, index, SDES_PROFILE)
-                    crypto = (Crypto.inline(1, SDES_PROFILE.sdes_name or "", key),)
+                    tag, profile = _sdes_choice(leg.remote, index)
+                    key = self._sdes_key(leg, index, profile)
+                    crypto = (Crypto.inline(tag, profile.sdes_name or "", key),)
                 streams.append(
                     StreamState(
                         media,
@@ -560,7 +644,7 @@ class MediaSession:
             streams=tuple(streams),
             ice=(leg.ice.ufrag, leg.ice.pwd) if webrtc and leg.ice else None,
             candidate_addresses=leg.site.advertised if webrtc else (),
-            fingerprint=self._fingerprint() if webrtc else None,
+            fingerprint=self._fingerprint(leg) if webrtc else None,
             setup=leg.setup if webrtc else None,
             rtcp_mux=webrtc,
             rtcp_feedback=leg.policy.rtcp_feedback or webrtc,
@@ -572,8 +656,8 @@ class MediaSession:
         leg.last_written = state
         return state
 
-    def _fingerprint(self) -> Fingerprint:
-        contexts = self._endpoint.dtls
+    def _fingerprint(self, leg: LegMedia) -> Fingerprint:
+        contexts = leg.site.dtls
         return Fingerprint(contexts.fingerprint_algorithm, contexts.fingerprint_value)
 
     def _mid(self, leg: LegMedia, index: int) -> str | None:
@@ -637,6 +721,36 @@ def _answer_setup(remote: RemoteDescription | None) -> Setup:
     if remote is not None:
         offered = next((s.setup for s in remote.streams if not s.rejected), None)
     return Setup.ACTIVE if offered is Setup.PASSIVE else Setup.PASSIVE
+
+
+def _offered_direction(other: LegMedia, index: int) -> Direction:
+    """The direction of m-line ``index`` in an offer of ours made from negotiated state:
+    sendonly while the other leg's peer only sends (its own hold), else sendrecv."""
+    remote = other.remote
+    streams = remote.streams if remote is not None else ()
+    if index < len(streams) and streams[index].direction is Direction.SENDONLY:
+        return Direction.SENDONLY
+    return Direction.SENDRECV
+
+
+def _sender_msid(sender: LegMedia, index: int) -> str | None:
+    remote = sender.remote
+    if remote is None or index >= len(remote.streams):
+        return None
+    return remote.streams[index].msid
+
+
+def _sdes_choice(remote: RemoteDescription | None, index: int) -> tuple[int, SrtpProfile]:
+    """The tag and suite of our a=crypto on m-line ``index``: the peer's choice, else ours.
+
+    RFC 4568 section 7.1.2: an answer names the tag and suite of the offered line it
+    accepts; an offer (or a re-offer after our own) carries our preferred suite, tag 1.
+    """
+    if remote is not None and index < len(remote.streams):
+        chosen = _supported_crypto(remote.streams[index].crypto)
+        if chosen is not None:
+            return chosen[0].tag, chosen[1]
+    return 1, SDES_PROFILE
 
 
 def _supported_crypto(lines: Sequence[Crypto]) -> tuple[Crypto, SrtpProfile] | None:

@@ -1,0 +1,1 @@
+"""Tests of the worker's media relay (rtcgw.worker.media) on loopback."""
