@@ -4,7 +4,9 @@
 loopback, describes them in an RTP/AVP SDP body, sends G.711 tones and RFC 4733 events
 with 20 ms pacing from its RTP socket (symmetric RTP, so a latching relay answers to the
 address it sees), and records every RTP packet it receives. In echo mode it sends each
-packet back to its source unchanged, as sipp's ``rtp_echo`` does. It does no jitter
+packet back to its source unchanged, as sipp's ``rtp_echo`` does, or as another stream
+would send it (``echo_as``: a new SSRC, sequence and timestamp jumps). It reads the report
+blocks of the RTCP it receives, which tell how the far end received our stream. It does no jitter
 buffering, no RTCP reports and no SRTP: it is a probe, not a phone.
 """
 
@@ -28,7 +30,7 @@ from tests.integration.tone import (
     sine_samples,
 )
 
-__all__ = ["ReceivedPacket", "RtpPeer", "RtpPeerError", "audio_destination"]
+__all__ = ["ReceivedPacket", "ReportBlock", "RtpPeer", "RtpPeerError", "audio_destination"]
 
 #: G.711 at 8 kHz with 20 ms packets (RFC 3551 section 4.5.14: the default ptime).
 _RATE = 8000
@@ -58,6 +60,56 @@ class ReceivedPacket:
     source: tuple[str, int]
     #: RFC 3550 marker bit (first packet of a talkspurt, first packet of an event)
     marker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReportBlock:
+    """One report block of an RTCP SR or RR (RFC 3550 6.4.1): how its sender received
+    the stream ``ssrc``."""
+
+    #: trio clock time the compound arrived
+    arrival: float
+    #: the SSRC of the reporting source
+    reporter: int
+    #: the SSRC of the stream reported on
+    ssrc: int
+    fraction_lost: int
+    #: cumulative number of packets lost (signed: duplicates can make it negative)
+    cumulative_lost: int
+    #: extended highest sequence number received (cycles << 16 | highest)
+    highest_sequence: int
+    jitter: int
+
+
+_SR, _RR = 200, 201
+_REPORT_BLOCK = struct.Struct("!IB3sIIII")
+
+
+def _report_blocks(compound: bytes, arrival: float) -> list[ReportBlock]:
+    """The report blocks of every SR and RR in an RTCP compound (malformed parts end it)."""
+    blocks: list[ReportBlock] = []
+    at = 0
+    while at + 8 <= len(compound):
+        first, packet_type, length = struct.unpack_from("!BBH", compound, at)
+        end = at + 4 * (length + 1)
+        if first >> 6 != 2 or end > len(compound):
+            break
+        if packet_type in (_SR, _RR):
+            reporter = struct.unpack_from("!I", compound, at + 4)[0]
+            offset = at + 8 + (20 if packet_type == _SR else 0)
+            for _ in range(first & 0x1F):
+                if offset + _REPORT_BLOCK.size > end:
+                    break
+                ssrc, fraction, lost, highest, jitter, _lsr, _dlsr = _REPORT_BLOCK.unpack_from(
+                    compound, offset
+                )
+                cumulative = int.from_bytes(lost, "big", signed=True)
+                blocks.append(
+                    ReportBlock(arrival, reporter, ssrc, fraction, cumulative, highest, jitter)
+                )
+                offset += _REPORT_BLOCK.size
+        at = end
+    return blocks
 
 
 def _parse_rtp(data: bytes) -> tuple[int, bool, int, int, int, bytes] | None:
@@ -128,6 +180,14 @@ class RtpPeer:
         self.rtcp_received: list[tuple[bytes, tuple[str, int]]] = []
         #: datagrams on the RTP socket that were neither RTP nor RTCP
         self.garbage = 0
+        #: trio clock time of arrival of each entry of ``rtcp_received``
+        self.rtcp_arrivals: list[float] = []
+        #: what echo mode changes in each packet it sends back (``echo_as``)
+        self._echo_ssrc: int | None = None
+        self._echo_seq_shift = 0
+        self._echo_ts_shift = 0
+        #: RTP packets sent back in echo mode
+        self.echoed = 0
         self.session_id = secrets.randbelow(1 << 31)
         self._arrived = trio.Event()
 
@@ -181,6 +241,34 @@ class RtpPeer:
         return "\r\n".join(lines) + "\r\n"
 
     # -- sending ---------------------------------------------------------------------------
+
+    def echo_as(self, *, ssrc: int | None = None, seq_jump: int = 0, ts_jump: int = 0) -> None:
+        """Make echo mode send packets as another stream would: with ``ssrc`` (None keeps
+        each packet's own) and sequence numbers and timestamps moved forward by a further
+        ``seq_jump`` and ``ts_jump``, as a phone that resumes after a long hold or starts
+        a new stream. Jumps add up over calls; the packets received stay as they came."""
+        if ssrc is not None and not 0 <= ssrc <= 0xFFFFFFFF:
+            raise RtpPeerError(f"SSRC {ssrc} is not 0..2**32-1")
+        if ssrc is not None:
+            self._echo_ssrc = ssrc
+        self._echo_seq_shift = (self._echo_seq_shift + seq_jump) & 0xFFFF
+        self._echo_ts_shift = (self._echo_ts_shift + ts_jump) & 0xFFFFFFFF
+
+    def _echoed(self, data: bytes) -> bytes:
+        """``data`` as echo mode sends it back (``echo_as``); RTCP and garbage unchanged."""
+        if self._echo_ssrc is None and not self._echo_seq_shift and not self._echo_ts_shift:
+            return data
+        if _parse_rtp(data) is None:
+            return data
+        first, second, seq, timestamp, ssrc = _RTP_HEADER.unpack_from(data)
+        header = _RTP_HEADER.pack(
+            first,
+            second,
+            (seq + self._echo_seq_shift) & 0xFFFF,
+            (timestamp + self._echo_ts_shift) & 0xFFFFFFFF,
+            ssrc if self._echo_ssrc is None else self._echo_ssrc,
+        )
+        return header + data[_RTP_HEADER.size :]
 
     async def send_tone(
         self,
@@ -306,6 +394,13 @@ class RtpPeer:
             events.append((event, duration))
         return events
 
+    def report_blocks(self) -> list[ReportBlock]:
+        """Every RFC 3550 6.4 report block of the SRs and RRs received, in arrival order."""
+        blocks: list[ReportBlock] = []
+        for (data, _source), arrival in zip(self.rtcp_received, self.rtcp_arrivals, strict=True):
+            blocks += _report_blocks(data, arrival)
+        return blocks
+
     async def wait_for_packets(
         self, count: int, payload_type: int | None = None
     ) -> list[ReceivedPacket]:
@@ -341,12 +436,15 @@ class RtpPeer:
                 self._arrived = trio.Event()
             elif len(data) >= 2 and data[0] >> 6 == 2:
                 self.rtcp_received.append((data, source))
+                self.rtcp_arrivals.append(trio.current_time())
             else:
                 self.garbage += 1
             if self.echo:
-                await self._rtp.sendto(data, source)
+                await self._rtp.sendto(self._echoed(data), source)
+                self.echoed += parsed is not None
 
     async def _receive_rtcp(self) -> None:
         while True:
             data, source = await self._rtcp.recvfrom(65536)
             self.rtcp_received.append((data, (source[0], source[1])))
+            self.rtcp_arrivals.append(trio.current_time())
