@@ -9,8 +9,10 @@ configuration mistake).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,10 +24,11 @@ from typing import Any
 import trio
 
 from rtcgw import __version__
-from rtcgw.config import ConfigError, load_config, load_config_text, summarize
+from rtcgw.config import ConfigError, GatewayConfig, load_config, load_config_text, summarize
 from rtcgw.config.render import realm_tables, render_toml
 from rtcgw.config.run_options import DEFAULT_SIP, DEFAULT_WSS, RunOptions
 from rtcgw.observability.logging import LogFormat, configure_logging, get_logger
+from rtcgw.observability.multiproc import metrics_directory
 from rtcgw.supervisor.tls import make_self_signed
 
 __all__ = [
@@ -42,7 +45,6 @@ EXIT_RUNTIME_FAILED = 1
 EXIT_USAGE = 2  # as argparse itself exits on bad arguments
 EXIT_CONFIG_INVALID = 2
 # rtcgw.observability.metrics.MULTIPROC_ENV; that module imports prometheus-client.
-_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -57,21 +59,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # Metrics: prometheus-client picks file-backed (multiprocess) values when it is first
-    # imported, so the directory is set before anything imports it (the workers inherit
-    # it), and the runtime, which does, is imported only below (rtcgw.observability.metrics).
-    # A fresh directory per run: no stale counters from an earlier run (or another gateway).
-    metrics_dir = tempfile.mkdtemp(prefix="rtcgw-metrics-")
-    previous = os.environ.get(_MULTIPROC_ENV)
-    os.environ[_MULTIPROC_ENV] = metrics_dir
-    try:
+    # The runtime imports prometheus-client: only inside the metrics directory's scope.
+    with metrics_directory():
         return _run_gateway(args)
-    finally:
-        if previous is None:
-            os.environ.pop(_MULTIPROC_ENV, None)
-        else:
-            os.environ[_MULTIPROC_ENV] = previous
-        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _run_gateway(args: argparse.Namespace) -> int:
@@ -90,12 +80,21 @@ def _run_gateway(args: argparse.Namespace) -> int:
         )
         return made.certificate, made.key
 
-    overrides = options.overrides(adhoc_certificate)
-    try:
+    # A reload re-reads the file with the same options: the ad-hoc certificate is made once.
+    overrides = options.overrides(functools.cache(adhoc_certificate))
+
+    def load() -> GatewayConfig:
         if args.config is not None:
             config = load_config(Path(args.config), overrides=overrides)
         else:
             config = load_config_text("", source="command line", overrides=overrides)
+        if args.control is not None:
+            gateway = dataclasses.replace(config.gateway, control_socket=str(args.control))
+            config = dataclasses.replace(config, gateway=gateway)
+        return config
+
+    try:
+        config = load()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG_INVALID
@@ -103,7 +102,9 @@ def _run_gateway(args: argparse.Namespace) -> int:
     worker_args = ("--log-format", args.resolved_log_format, "--log-level", args.log_level)
     log.info("gateway.starting", config=config.source or "command line", workers=workers)
     try:
-        trio.run(partial(run_gateway, config, worker_count=workers, worker_args=worker_args))
+        trio.run(
+            partial(run_gateway, config, worker_count=workers, worker_args=worker_args, loader=load)
+        )
     except OSError as exc:
         log.error("gateway.failed", error=str(exc))
         return EXIT_RUNTIME_FAILED
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-c", "--config", metavar="FILE", help="TOML configuration file")
     _add_gateway_options(run)
+    run.add_argument("--control", type=Path, metavar="PATH", help=_CONTROL_HELP)
     run.set_defaults(handler=_run)
 
     config = commands.add_parser(
@@ -225,7 +227,163 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_gateway_options(config, pbx_required=True)
     config.set_defaults(handler=_config)
+    _add_ctl(commands)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the gateway with its web phone and a demo PBX on loopback",
+        description="Run the gateway on an embedded configuration (the handbook's, "
+        "self-signed certificate) next to a demo SIP service standing in for the PBX: a "
+        "registrar (password = user name), a proxy between registered users, an echo "
+        "(600) and a 440 Hz tone (601). Prints the URL to open. Ctrl-C stops both.",
+    )
+    demo.add_argument(
+        "--advertise",
+        metavar="ADDR",
+        help="serve browsers on other machines: listen on every address and put ADDR in "
+        "URLs and SDP (default: loopback only)",
+    )
+    demo.add_argument("--wss-port", type=int, default=8443, help="wss port (default 8443)")
+    demo.add_argument("--web-port", type=int, default=8444, help="web phone port (default 8444)")
+    demo.add_argument("--workers", type=int, default=1, metavar="N", help="workers (default 1)")
+    demo.set_defaults(handler=_demo)
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # Imported here: `rtcgw run` never loads the demo service.
+    from rtcgw.demo.run import DemoOptions, run_demo  # noqa: PLC0415
+
+    options = DemoOptions(
+        advertise=args.advertise,
+        wss_port=args.wss_port,
+        web_port=args.web_port,
+        workers=args.workers,
+    )
+    worker_args = ("--log-format", args.resolved_log_format, "--log-level", args.log_level)
+    return run_demo(options, worker_args)
+
+
+_CONTROL_HELP = (
+    "the control socket (default: [gateway] control_socket, else "
+    "$XDG_RUNTIME_DIR/rtcgw.sock or /tmp/rtcgw-UID.sock)"
+)
+
+
+def _add_ctl(commands: Any) -> None:
+    ctl = commands.add_parser(
+        "ctl",
+        help="operate a running gateway: status, calls, drain, reload, ...",
+        description="Talk to a running gateway over its control socket. Output is for "
+        "people; --json prints each reply as one JSON object a line. Exit codes: 0 done, "
+        "1 refused or failed (or a drain that timed out with calls left), 2 bad usage.",
+    )
+    ctl.add_argument("--control", type=Path, metavar="PATH", help=_CONTROL_HELP)
+    ctl.add_argument(
+        "-c", "--config", metavar="FILE", help="take the control socket path from this file"
+    )
+    ctl.add_argument("--json", action="store_true", help="print the replies as JSON lines")
+    sub = ctl.add_subparsers(dest="ctl_command", metavar="COMMAND", required=True)
+    sub.add_parser("status", help="node state, workers, registrations, config version")
+    sub.add_parser("calls", help="active calls: Call-ID, worker, age, path, ICE/DTLS state")
+    call = sub.add_parser("call", help="one call's timeline and verdict")
+    call.add_argument("call_id", metavar="CALL-ID")
+    sub.add_parser("registrations", help="the registration cache")
+    drain = sub.add_parser(
+        "drain",
+        help="refuse new calls (503) and wait for the calls in progress to end",
+        description="New INVITEs get 503 with Retry-After; a whole-node drain also refuses "
+        "new WebSocket connections. Calls in progress finish normally. Returns when no call "
+        "is left or at the timeout, printing what remains.",
+    )
+    drain.add_argument("--timeout", type=float, metavar="S", help="default: drain_timeout_s")
+    drain.add_argument("--worker", type=int, metavar="N", help="drain this worker only")
+    sub.add_parser("undrain", help="take new calls again")
+    reload = sub.add_parser("reload", help="re-read the configuration file and apply it")
+    reload.add_argument(
+        "--dry-run", action="store_true", help="print what would change and apply nothing"
+    )
+    restart = sub.add_parser("restart-worker", help="restart one worker (its calls end)")
+    restart.add_argument("worker", type=int, metavar="N")
+    ctl.set_defaults(handler=_ctl)
+
+
+def _ctl_arguments(args: argparse.Namespace) -> tuple[dict[str, object], float] | str:
+    """The request's arguments and how long to wait for a reply, or a usage error."""
+    command: str = args.ctl_command
+    request: dict[str, object] = {}
+    reply_timeout = 30.0
+    if command == "call":
+        request["call_id"] = args.call_id
+    elif command == "drain":
+        if args.timeout is not None:
+            if args.timeout < 0:
+                return "rtcgw ctl drain: --timeout must not be negative"
+            request["timeout_s"] = args.timeout
+            reply_timeout += args.timeout
+        else:
+            reply_timeout += 86400.0  # bounded by the gateway's own drain timeout
+        if args.worker is not None:
+            if args.worker < 0:
+                return "rtcgw ctl drain: --worker must not be negative"
+            request["worker"] = args.worker
+    elif command == "reload":
+        request["dry_run"] = args.dry_run
+    elif command == "restart-worker":
+        if args.worker < 0:
+            return "rtcgw ctl restart-worker: N must not be negative"
+        request["worker"] = args.worker
+        reply_timeout += 60.0
+    return request, reply_timeout
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    from rtcgw.supervisor.control import (  # noqa: PLC0415 (trio only for this command)
+        ControlError,
+        control_path,
+        ctl_request,
+        format_reply,
+    )
+
+    path = args.control
+    if path is None and args.config is not None:
+        try:
+            path = load_config(Path(args.config)).gateway.control_socket
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_CONFIG_INVALID
+    parsed = _ctl_arguments(args)
+    if isinstance(parsed, str):
+        print(parsed, file=sys.stderr)
+        return EXIT_USAGE
+    request, reply_timeout = parsed
+    command: str = args.ctl_command
+
+    def show(reply: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(reply, sort_keys=True), flush=True)
+        else:
+            print(format_reply(command, reply), flush=True)
+
+    run = partial(
+        ctl_request,
+        control_path(path),
+        command,
+        on_progress=show,
+        reply_timeout_s=reply_timeout,
+        **request,
+    )
+    try:
+        reply = trio.run(run)
+    except ControlError as exc:
+        print(f"rtcgw ctl: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME_FAILED
+    show(reply)
+    if not reply.get("ok"):
+        return EXIT_RUNTIME_FAILED
+    if command == "drain" and not reply.get("drained"):
+        return EXIT_RUNTIME_FAILED
+    return EXIT_OK
 
 
 def _add_gateway_options(parser: argparse.ArgumentParser, *, pbx_required: bool = False) -> None:

@@ -48,6 +48,7 @@ from rtcgw.config.schema import (
     GatewaySettings,
     HostPort,
     HttpSettings,
+    IceServer,
     Interface,
     InterfaceKind,
     IPAddress,
@@ -56,6 +57,7 @@ from rtcgw.config.schema import (
     PortRange,
     Realm,
     Rule,
+    WebSettings,
 )
 from rtcgw.config.summary import summarize
 
@@ -83,6 +85,7 @@ __all__ = [
     "HttpSettings",
     "IPAddress",
     "IPNetwork",
+    "IceServer",
     "Interface",
     "InterfaceKind",
     "MediaInterface",
@@ -98,6 +101,7 @@ __all__ = [
     "Rule",
     "SrtpKeying",
     "StripVideo",
+    "WebSettings",
     "load_config",
     "load_config_text",
     "summarize",

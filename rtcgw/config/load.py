@@ -2,7 +2,8 @@
 
 The file has these top-level tables, all optional except as noted:
 
-- ``[gateway]`` process settings; ``[http]`` the metrics/demo listener.
+- ``[gateway]`` process settings; ``[http]`` the metrics/demo listener; ``[web]`` the web
+  phone (HTTPS; its certificate defaults to the first wss interface's, ``_web.py``).
 - ``[interfaces.<name>]`` signaling listeners; at least one must be a websocket interface.
 - ``[media.<name>]`` media interfaces.
 - ``[realms.<name>]`` realms with ``call_agents.<name>``, ``[[...a_rules]]``, ``[[...c_rules]]``,
@@ -42,6 +43,7 @@ from rtcgw.config._handbook import pbx_realms
 from rtcgw.config._reader import Absent, Context, Table, as_str, read_dataclass
 from rtcgw.config._realms import RealmReader
 from rtcgw.config._values import BadValue, check_name, check_node_name, parse_host_port
+from rtcgw.config._web import read_web
 from rtcgw.config.errors import ConfigError, ConfigProblem
 from rtcgw.config.schema import (
     GatewayConfig,
@@ -52,6 +54,7 @@ from rtcgw.config.schema import (
     InterfaceKind,
     MediaInterface,
     Realm,
+    WebSettings,
 )
 from rtcgw.sip.transport import Transport
 
@@ -163,9 +166,11 @@ def _build(root: Table, context: Context) -> GatewayConfig | None:
         if (medium := _media(name, table)) is not None
     ]
     realms_table, pbx_table = root.table("realms"), root.table("pbx")
+    web_table = root.table("web")
     root.finish()
     generated: list[str] = []
     _add_default_interfaces(root, interfaces, media, generated)
+    web = None if web_table is None else read_web(web_table, interfaces, generated)
 
     realms: Sequence[Realm] = ()
     if realms_table is not None and pbx_table is not None:
@@ -188,7 +193,7 @@ def _build(root: Table, context: Context) -> GatewayConfig | None:
     else:
         root.problem("realms", "missing: declare [realms.<name>], or the PBX's address in [pbx]")
 
-    _check_listeners(interfaces, http, context)
+    _check_listeners(interfaces, http, web, context)
     _check_media(media, gateway, context)
     if context.problems:
         return None
@@ -200,6 +205,7 @@ def _build(root: Table, context: Context) -> GatewayConfig | None:
         media=tuple(media),
         realms=tuple(realms),
         generated=tuple(generated),
+        web=web,
     )
 
 
@@ -327,12 +333,19 @@ def _media(name: str, table: Table) -> MediaInterface | None:
     return media
 
 
-def _check_listeners(interfaces: Sequence[Interface], http: HttpSettings, context: Context) -> None:
+def _check_listeners(
+    interfaces: Sequence[Interface],
+    http: HttpSettings,
+    web: WebSettings | None,
+    context: Context,
+) -> None:
     """Two listeners may not bind the same port with the same protocol (TCP or UDP)."""
     bound: list[tuple[str, str, HostPort]] = [("tcp", "http.listen", http.listen)]
     for interface in interfaces:
         protocol = "udp" if interface.transport is Transport.UDP else "tcp"
         bound.append((protocol, f"interfaces.{interface.name}.listen", interface.listen))
+    if web is not None:
+        bound.append(("tcp", "web.listen", web.listen))
     for index, (protocol, path, address) in enumerate(bound):
         for other_protocol, other_path, other in bound[:index]:
             if protocol == other_protocol and _overlap(address, other):

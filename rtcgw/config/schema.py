@@ -43,12 +43,14 @@ __all__ = [
     "HttpSettings",
     "IPAddress",
     "IPNetwork",
+    "IceServer",
     "Interface",
     "InterfaceKind",
     "MediaInterface",
     "PortRange",
     "Realm",
     "Rule",
+    "WebSettings",
 ]
 
 IPAddress = IPv4Address | IPv6Address
@@ -185,6 +187,13 @@ class GatewaySettings:
             maximum=1000000,
         ),
     )
+    control_socket: str = field(
+        default="",
+        metadata=doc(
+            "Unix socket `rtcgw ctl` talks to (mode 0600); empty = $XDG_RUNTIME_DIR/rtcgw.sock, "
+            "or /tmp/rtcgw-UID.sock when XDG_RUNTIME_DIR is unset"
+        ),
+    )
 
 
 @final
@@ -194,6 +203,61 @@ class HttpSettings:
 
     listen: HostPort = field(
         default=HostPort("127.0.0.1", 9464), metadata=doc("address the HTTP server listens on")
+    )
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """One ``[[web.ice_servers]]`` entry: a STUN or TURN server given to the web phone."""
+
+    urls: tuple[str, ...] = field(
+        metadata=doc('stun:, turn: or turns: URLs, one string or an array ("stun:host:3478")')
+    )
+    username: str | None = field(default=None, metadata=doc("TURN user name"))
+    credential: str | None = field(default=None, metadata=doc("TURN password"))
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """``[web]``: the web phone, served over HTTPS by the supervisor.
+
+    Left out, no phone is served. The loader fills in ``tls_certificate`` / ``tls_key``
+    from the first wss interface when the table gives none, so they are always set here.
+    """
+
+    listen: HostPort = field(
+        default=HostPort("0.0.0.0", 8444), metadata=doc("host:port the HTTPS server listens on")
+    )
+    path: str = field(
+        default="/phone/", metadata=doc("URL path of the phone, starting and ending with /")
+    )
+    tls_certificate: Path | None = field(
+        default=None, metadata=doc("PEM certificate chain; default: the first wss interface's")
+    )
+    tls_key: Path | None = field(
+        default=None, metadata=doc("PEM private key of tls_certificate; default: the wss one's")
+    )
+    # Host candidates alone connect at once to a gateway with a public address; STUN and
+    # TURN only add gathering time unless browsers sit behind NATs that need them.
+    ice_servers: tuple[IceServer, ...] = field(
+        default=(),
+        metadata=doc("[[web.ice_servers]] STUN/TURN servers; empty = host candidates only"),
+    )
+    sip_domain: str | None = field(
+        default=None,
+        metadata=doc(
+            "domain the phone registers in; default: the first sip interface's address, "
+            "or the host the page was loaded from when that is a wildcard"
+        ),
+    )
+    ws_url: str | None = field(
+        default=None,
+        metadata=doc(
+            "WebSocket URL the phone connects to; default: wss:// (else ws://) on the page's "
+            "host and the first websocket interface's port"
+        ),
     )
 
 
@@ -405,6 +469,9 @@ class GatewayConfig:
     realms: tuple[Realm, ...] = field(metadata=doc("[realms.*], in file order"))
     generated: tuple[str, ...] = field(
         default=(), metadata=doc("what the loader filled in because the file left it out")
+    )
+    web: WebSettings | None = field(
+        default=None, metadata=doc("[web], the web phone; None when the file has no [web]")
     )
 
     def interface(self, name: str) -> Interface:

@@ -16,6 +16,7 @@ from rtcgw.config.schema import (
     MediaInterface,
     Realm,
     Rule,
+    WebSettings,
 )
 
 __all__ = ["summarize"]
@@ -36,6 +37,7 @@ def summarize(config: GatewayConfig) -> str:
         ),
         _row("register", _register_limit(gateway)),
         _row("http", str(config.http.listen)),
+        *([_row("web", _web(config.web))] if config.web is not None else []),
         "interfaces",
         *(_row(i.name, _interface(i), indent=2) for i in config.interfaces),
         "media",
@@ -62,6 +64,11 @@ def _register_limit(gateway: GatewaySettings) -> str:
         f"{gateway.register_rate_per_source:g}/s per source address, "
         f"burst {gateway.register_burst_per_source}"
     )
+
+
+def _web(web: WebSettings) -> str:
+    ice = f"{len(web.ice_servers)} ICE server(s)" if web.ice_servers else "host candidates only"
+    return f"phone at https://{web.listen}{web.path}, {ice}"
 
 
 def _interface(interface: Interface) -> str:

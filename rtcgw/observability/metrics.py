@@ -24,27 +24,40 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+
+from rtcgw.observability.multiproc import MULTIPROC_ENV
 
 __all__ = [
     "CALLS_ACTIVE",
     "CALLS_TOTAL",
+    "CALL_SETUP_SECONDS",
+    "CONFIG_RELOADS",
+    "DRAINING",
     "DTLS_HANDSHAKES",
+    "DTLS_HANDSHAKE_SECONDS",
     "DTMF_EVENTS",
+    "ICE_NOMINATION_SECONDS",
     "ICE_REQUESTS",
     "MEDIA_BYTES",
     "MEDIA_DROPPED",
     "MEDIA_PACKETS",
     "MEDIA_SESSIONS_ACTIVE",
     "MULTIPROC_ENV",
+    "POST_PICKUP_DELAY_SECONDS",
     "REGISTER_REQUESTS",
     "REGISTRATIONS_ACTIVE",
+    "RULE_HITS",
+    "SIP_MESSAGES",
     "SIP_MESSAGES_DROPPED",
     "SIP_REQUESTS_REJECTED",
     "SIP_STREAM_ERRORS",
+    "WEBSOCKET_ACTIVE",
     "WEBSOCKET_CLOSED",
     "WORKERS_UP",
+    "WORKER_CALLS_ACTIVE",
     "WORKER_RESTARTS",
     "DropReason",
     "RegisterOutcome",
@@ -52,11 +65,11 @@ __all__ = [
     "WebSocketClose",
     "drop_reason_of",
     "multiprocess_dir",
+    "observe_sip_message",
     "registry",
+    "sip_labels_of",
     "worker_exited",
 ]
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class DropReason(enum.Enum):
@@ -76,6 +89,7 @@ class RegisterOutcome(enum.Enum):
 
     FORWARDED = "forwarded"  #: sent on to the registrar (worker)
     ABSORBED = "absorbed"  #: a refresh answered from the registration cache (worker)
+    REJECTED = "rejected"  #: refused by the gateway or the registrar (worker)
     RATE_LIMITED = "rate_limited"  #: over its source's flood limit: 503 (supervisor)
 
 
@@ -127,13 +141,72 @@ WORKERS_UP = Gauge(
 )
 CALLS_ACTIVE = Gauge(
     "rtcgw_calls_active",
-    "Calls in progress, summed over the workers",
+    "Calls in progress, by worker and conversion path (e.g. srtp<->rtp, sip: not anchored)",
+    ["worker", "path"],
+    multiprocess_mode="livesum",
+)
+WORKER_CALLS_ACTIVE = Gauge(
+    "rtcgw_worker_calls_active",
+    "Calls in progress on each worker (the sharding balance)",
+    ["worker"],
     multiprocess_mode="livesum",
 )
 CALLS_TOTAL = Counter(
     "rtcgw_calls",
-    "Calls ended, by who placed them and why they ended",
-    ["direction", "reason"],
+    "Calls ended, by who placed them and their result (answered, or the final status "
+    "class such as 4xx, or cancelled/timeout/...)",
+    ["direction", "result"],
+)
+#: Buckets for signalling and handshake latencies: from a LAN answer to a slow human pickup.
+_SETUP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+_FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CALL_SETUP_SECONDS = Histogram(
+    "rtcgw_call_setup_seconds",
+    "Time from an initial INVITE to its final answer, by who placed the call",
+    ["direction"],
+    buckets=_SETUP_BUCKETS,
+)
+POST_PICKUP_DELAY_SECONDS = Histogram(
+    "rtcgw_post_pickup_delay_seconds",
+    "Time from the answer to the first media packet relayed toward a side (browser or sip)",
+    ["toward"],
+    buckets=_FAST_BUCKETS,
+)
+ICE_NOMINATION_SECONDS = Histogram(
+    "rtcgw_ice_nomination_seconds",
+    "Time from the answer to the browser's ICE nomination",
+    buckets=_FAST_BUCKETS,
+)
+DTLS_HANDSHAKE_SECONDS = Histogram(
+    "rtcgw_dtls_handshake_seconds",
+    "Duration of successful DTLS handshakes, by our role (client or server)",
+    ["role"],
+    buckets=_FAST_BUCKETS,
+)
+SIP_MESSAGES = Counter(
+    "rtcgw_sip_messages",
+    "SIP messages parsed (in) and built (out) by the workers, by method and status class",
+    ["direction", "method", "status_class"],
+)
+WEBSOCKET_ACTIVE = Gauge(
+    "rtcgw_websocket_connections_active",
+    "WebSocket connections open (handshake done)",
+    multiprocess_mode="livesum",
+)
+CONFIG_RELOADS = Counter(
+    "rtcgw_config_reloads",
+    "Configuration reloads, by result (ok, failed, dry_run)",
+    ["result"],
+)
+DRAINING = Gauge(
+    "rtcgw_draining",
+    "1 while the node or one of its workers drains, else 0",
+    multiprocess_mode="livemax",
+)
+RULE_HITS = Counter(
+    "rtcgw_rule_hits",
+    "Rules that matched a request, by realm, kind (a_rule, c_rule, ...) and rule name",
+    ["realm", "kind", "rule"],
 )
 REGISTER_REQUESTS = Counter(
     "rtcgw_register_requests",
@@ -155,6 +228,56 @@ for _error in StreamError:
     SIP_STREAM_ERRORS.labels(_error.value)
 for _outcome in RegisterOutcome:
     REGISTER_REQUESTS.labels(_outcome.value)
+for _result in ("ok", "failed", "dry_run"):
+    CONFIG_RELOADS.labels(_result)
+
+#: SIP methods counted by name; any other (an extension) is counted as "other".
+_SIP_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
+
+
+_CSEQ = re.compile(rb"^(?:cseq)[ \t]*:[ \t]*\d+[ \t]+([A-Za-z]+)", re.IGNORECASE | re.MULTILINE)
+
+
+def sip_labels_of(data: bytes) -> tuple[str, int | None] | None:
+    """``(method, status or None)`` of a raw SIP message, read cheaply for counting (the
+    method of a response from its CSeq); None when it does not look like SIP."""
+    line_end = data.find(b"\r\n")
+    first = data[: line_end if line_end >= 0 else 200]
+    if first.startswith(b"SIP/2.0 "):
+        status = first[8:11]
+        found = _CSEQ.search(data, 0, 8192)
+        if not status.isdigit() or found is None:
+            return None
+        return found.group(1).decode("ascii").upper(), int(status)
+    method, _, rest = first.partition(b" ")
+    if not method.isalpha() or not rest.endswith(b"SIP/2.0"):
+        return None
+    return method.decode("ascii").upper(), None
+
+
+def observe_sip_message(direction: str, method: str, status: int | None) -> None:
+    """Count one SIP message: ``direction`` in or out, ``status`` None for a request."""
+    name = method if method in _SIP_METHODS else "other"
+    status_class = "request" if status is None else f"{min(max(status // 100, 1), 6)}xx"
+    SIP_MESSAGES.labels(direction, name, status_class).inc()
+
 
 _WORKER_DROP_REASONS = {
     "unparseable": DropReason.UNPARSEABLE,
@@ -206,6 +329,25 @@ DTMF_EVENTS = Counter(
 )
 for _direction in ("info->rfc4733", "rfc4733->info"):
     DTMF_EVENTS.labels(_direction)
+
+
+# Media drop reasons (the relay's ``Drop`` values) and the other fixed labels start at 0.
+for _media_drop in (
+    "unvalidated_source",
+    "unexpected_source",
+    "srtp_auth",
+    "srtp_replay",
+    "malformed",
+    "not_ready",
+    "no_stream",
+    "send_failed",
+):
+    MEDIA_DROPPED.labels(_media_drop)
+for _toward in ("browser", "sip"):
+    POST_PICKUP_DELAY_SECONDS.labels(_toward)
+for _role in ("client", "server"):
+    DTLS_HANDSHAKES.labels("ok", _role)
+    DTLS_HANDSHAKES.labels("failed", _role)
 
 
 def drop_reason_of(worker_reason: str) -> DropReason:

@@ -20,16 +20,28 @@ what is left; a second signal kills the workers at once.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
+import json
 import signal
 import socket
 import ssl
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import trio
 
-from rtcgw.config import GatewayConfig, HostPort, Interface, InterfaceKind
+from rtcgw import __version__
+from rtcgw.config import ConfigError, GatewayConfig, HostPort, Interface, InterfaceKind
+from rtcgw.config.diff import config_changes
 from rtcgw.observability.logging import get_logger
 from rtcgw.observability.metrics import (
+    CONFIG_RELOADS,
+    DRAINING,
     REGISTER_REQUESTS,
     REGISTRATIONS_ACTIVE,
     SIP_MESSAGES_DROPPED,
@@ -42,15 +54,29 @@ from rtcgw.sip.message import Header, Request, make_response
 from rtcgw.sip.parse import parse_message
 from rtcgw.sip.transport import Peer, Transport
 from rtcgw.supervisor.connections import Connection, ConnectionTable
+from rtcgw.supervisor.control import (
+    ControlError,
+    ControlRequest,
+    SendLine,
+    arg_float,
+    arg_int,
+    control_path,
+    serve_control,
+)
 from rtcgw.supervisor.dispatch import Dispatcher
 from rtcgw.supervisor.http import gateway_endpoints, serve_http
 from rtcgw.supervisor.ipc import (
     BindingChanged,
     BindingReport,
+    Configure,
     ConnectionClosed,
+    Drain,
     IpcMessage,
+    Query,
+    QueryReply,
     SipIn,
     SipOut,
+    Undrain,
 )
 from rtcgw.supervisor.listeners import (
     serve_stream,
@@ -59,6 +85,7 @@ from rtcgw.supervisor.listeners import (
     stream_connection,
 )
 from rtcgw.supervisor.tls import server_context
+from rtcgw.supervisor.web import load_static, static_folder, web_endpoints
 from rtcgw.supervisor.workers import WorkerSlot
 from rtcgw.worker.boot import BoundListener, WorkerBoot
 
@@ -69,6 +96,22 @@ log = get_logger()
 _STOP_GRACE_MAX_S = 30.0
 _WRITE_TIMEOUT_S = 2.0
 _LISTEN_BACKLOG = 1024
+#: How long the supervisor waits for a worker's answer to an ``rtcgw ctl`` query.
+_QUERY_TIMEOUT_S = 5.0
+#: How often a drain looks at what is left.
+_DRAIN_POLL_S = 0.5
+#: How long ``restart-worker`` waits for the new worker to be ready.
+_RESTART_READY_S = 30.0
+#: Settings a running node keeps until a restart: the sockets, the workers' media and
+#: boot-time settings. A reload that changes one of them is refused.
+_GATEWAY_RESTART_FIELDS = (
+    "workers",
+    "control_socket",
+    "log_format",
+    "max_message_bytes",
+    "media_timeout_s",
+)
+_RELOADABLE = frozenset({"source", "generated", "gateway", "realms"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +125,13 @@ class Supervisor:
     """Listeners, connections, the binding map and the worker slots of one gateway."""
 
     def __init__(
-        self, config: GatewayConfig, *, worker_count: int, worker_args: tuple[str, ...] = ()
+        self,
+        config: GatewayConfig,
+        *,
+        worker_count: int,
+        worker_args: tuple[str, ...] = (),
+        loader: Callable[[], GatewayConfig] | None = None,
+        control: Path | None = None,
     ) -> None:
         if worker_count < 1:
             raise ValueError(f"worker_count must be at least 1, got {worker_count}")
@@ -102,7 +151,21 @@ class Supervisor:
         self._announced = False
         self._listeners: tuple[BoundListener, ...] = ()
         self._http: tuple[str, int] | None = None
+        self._web: tuple[str, int] | None = None
         self._nursery: trio.Nursery | None = None
+        #: re-reads the configuration as it was read at start (``rtcgw ctl reload``, SIGHUP)
+        self._loader = loader
+        self._control = control or control_path(config.gateway.control_socket)
+        #: True while the whole node drains: new INVITEs get 503, new WebSockets are refused
+        self.draining = False
+        self._config_version = 1
+        self._config_loaded = time.monotonic()
+        self._started = time.monotonic()
+        self._boot = b""
+        self._query_ids = itertools.count(1)
+        self._queries: dict[int, trio.MemorySendChannel[dict[str, object]]] = {}
+        self._reload_lock = trio.Lock()
+        self._stop_drain: trio.CancelScope | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -110,6 +173,12 @@ class Supervisor:
         self, *, task_status: trio.TaskStatus[tuple[BoundListener, ...]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Bind, start the workers, serve until ``request_stop``; then stop the workers."""
+        web = self.config.web
+        # Read the phone's files and certificate before binding: a broken install fails here.
+        web_files = None if web is None else load_static(static_folder())
+        web_tls = None
+        if web is not None and web.tls_certificate is not None and web.tls_key is not None:
+            web_tls = server_context(web.tls_certificate, web.tls_key)
         bound = [_bind(interface) for interface in self.config.interfaces]
         self._listeners = tuple(b.listener for b in bound)
         try:
@@ -120,7 +189,21 @@ class Supervisor:
             raise
         host, port = http_sock.getsockname()[:2]
         self._http = (str(host), int(port))
+        try:
+            web_sock = None if web is None else _listening_socket(web.listen, socket.SOCK_STREAM)
+        except OSError:
+            for b in bound:
+                b.sock.close()
+            http_sock.close()
+            raise
+        web_respond = None
+        if web_sock is not None:
+            host, port = web_sock.getsockname()[:2]
+            self._web = (str(host), int(port))
+            ports = {b.interface.name: b.listener.port for b in bound}
+            web_respond = web_endpoints(self.config, files=web_files, ws_ports=ports)
         boot = WorkerBoot(self.config, self._listeners, self.worker_count).dumps()
+        self._boot = boot
         udp_fds = [(b.interface.name, b.sock.fileno()) for b in bound if _is_udp(b.interface)]
         try:
             async with trio.open_nursery() as nursery:
@@ -134,6 +217,16 @@ class Supervisor:
                     transport="HTTP",
                     address=_show_address(self._http),
                 )
+                if web is not None and web_sock is not None and web_respond is not None:
+                    assert self._web is not None
+                    nursery.start_soon(partial(serve_http, web_sock, web_respond, tls=web_tls))
+                    log.info(
+                        "listener.started",
+                        interface="web",
+                        transport="HTTPS",
+                        address=_show_address(self._web),
+                        path=web.path,
+                    )
                 self.workers = [
                     WorkerSlot(
                         index,
@@ -149,8 +242,10 @@ class Supervisor:
                 for slot in self.workers:
                     nursery.start_soon(slot.run)
                 nursery.start_soon(self._expire_bindings)
+                await self._start_control(nursery)
                 task_status.started(self._listeners)
                 await self._stop.wait()
+                await self._drain_before_stop()
                 log.info("gateway.stopping", workers=self.worker_count)
                 grace = min(self.config.gateway.drain_timeout_s, _STOP_GRACE_MAX_S)
                 async with trio.open_nursery() as stopping:
@@ -161,6 +256,8 @@ class Supervisor:
             for b in bound:
                 b.sock.close()
             http_sock.close()
+            if web_sock is not None:
+                web_sock.close()
         log.info("gateway.stopped")
 
     def healthy(self) -> bool:
@@ -175,6 +272,8 @@ class Supervisor:
         """Kill every worker at once (a second signal)."""
         for slot in self.workers:
             slot.kill()
+        if self._stop_drain is not None:
+            self._stop_drain.cancel()
         self._stop.set()
 
     async def _start_listener(self, nursery: trio.Nursery, bound: _Bound) -> None:
@@ -191,6 +290,345 @@ class Supervisor:
         log.info(
             "listener.started", interface=name, transport=transport.value, address=_show(bound)
         )
+
+    # -- rtcgw ctl ----------------------------------------------------------------------------
+
+    async def _start_control(self, nursery: trio.Nursery) -> None:
+        try:
+            await nursery.start(serve_control, self._control, self.control)
+        except ControlError as exc:
+            # The gateway serves calls without it; the operator learns why from the log.
+            log.warning("control.unavailable", error=str(exc))
+            return
+        log.info(
+            "listener.started", interface="control", transport="unix", address=str(self._control)
+        )
+
+    async def control(self, request: ControlRequest, send: SendLine) -> Mapping[str, object]:
+        """Answer one ``rtcgw ctl`` request (``drain`` sends progress lines first)."""
+        command = request.command
+        log.info("ctl.request", command=command, args=dict(request.args))
+        if command == "status":
+            return await self._status()
+        if command == "calls":
+            return await self._calls()
+        if command == "call":
+            call_id = request.args.get("call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise ControlError("call: give a CALL-ID")
+            return await self._call(call_id)
+        if command == "registrations":
+            return self._registrations()
+        if command == "drain":
+            timeout = arg_float(request, "timeout_s", self.config.gateway.drain_timeout_s)
+            return await self.drain(timeout, self._worker_arg(request), send)
+        if command == "undrain":
+            await self.undrain()
+            return {"ok": True}
+        if command == "reload":
+            return await self.reload(dry_run=request.args.get("dry_run") is True)
+        if command == "restart-worker":
+            index = self._worker_arg(request)
+            if index is None:
+                raise ControlError("restart-worker: give a worker number")
+            return await self._restart_worker(index)
+        raise ControlError(f"unknown command {command!r}")
+
+    def _worker_arg(self, request: ControlRequest) -> int | None:
+        index = arg_int(request, "worker")
+        if index is not None and index >= len(self.workers):
+            raise ControlError(
+                f"{request.command}: no worker {index} (workers are 0..{len(self.workers) - 1})"
+            )
+        return index
+
+    async def _query(
+        self, slot: WorkerSlot, what: str, call_id: str | None = None
+    ) -> dict[str, object] | None:
+        """A worker's answer to ``what``, or None if it is down or silent."""
+        request_id = next(self._query_ids)
+        send, receive = trio.open_memory_channel[dict[str, object]](1)
+        self._queries[request_id] = send
+        try:
+            if not await slot.send(Query(request_id, what, call_id)):
+                return None
+            with trio.move_on_after(_QUERY_TIMEOUT_S):
+                return await receive.receive()
+            log.warning("ctl.query_timeout", worker=slot.index, what=what)
+            return None
+        finally:
+            del self._queries[request_id]
+
+    async def _query_all(
+        self, what: str, call_id: str | None = None, slots: list[WorkerSlot] | None = None
+    ) -> dict[int, dict[str, object] | None]:
+        answers: dict[int, dict[str, object] | None] = {}
+
+        async def ask(slot: WorkerSlot) -> None:
+            answers[slot.index] = await self._query(slot, what, call_id)
+
+        async with trio.open_nursery() as nursery:
+            for slot in self.workers if slots is None else slots:
+                nursery.start_soon(ask, slot)
+        return answers
+
+    def _query_reply(self, reply: QueryReply) -> None:
+        waiting = self._queries.get(reply.request_id)
+        if waiting is None:
+            return  # answered after its timeout
+        try:
+            body = json.loads(reply.body)
+        except ValueError as exc:
+            log.warning("ctl.bad_reply", worker=reply.worker_index, error=str(exc))
+            return
+        if isinstance(body, dict):
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                waiting.send_nowait(body)
+
+    def state(self) -> str:
+        """The node's state for ``rtcgw ctl status``."""
+        if self._stop.is_set():
+            return "stopping"
+        if self.draining:
+            return "draining"
+        if any(slot.draining for slot in self.workers):
+            return "partly draining"
+        return "running" if self.healthy() else "starting"
+
+    async def _status(self) -> dict[str, object]:
+        answers = await self._query_all("calls")
+        now = trio.current_time()
+        workers: list[dict[str, object]] = []
+        for slot in self.workers:
+            answer = answers.get(slot.index)
+            calls = answer.get("active") if answer else (slot.active_calls if slot.ready else None)
+            state = "ready" if slot.ready else ("stopped" if slot.stopping() else "starting")
+            if slot.ready and (self.draining or slot.draining):
+                state = "draining"
+            workers.append(
+                {
+                    "index": slot.index,
+                    "pid": slot.pid,
+                    "state": state,
+                    "calls": calls,
+                    "uptime_s": None if slot.ready_since is None else now - slot.ready_since,
+                    "restarts": slot.restarts,
+                }
+            )
+        return {
+            "ok": True,
+            "node": self.config.gateway.name,
+            "state": self.state(),
+            "version": __version__,
+            "uptime_s": time.monotonic() - self._started,
+            "registrations": len(self.registrations),
+            "calls": sum(w["calls"] for w in workers if isinstance(w["calls"], int)),
+            "config": {
+                "source": self.config.source,
+                "version": self._config_version,
+                "age_s": time.monotonic() - self._config_loaded,
+            },
+            "workers": workers,
+        }
+
+    async def _calls(self) -> dict[str, object]:
+        rows: list[object] = []
+        answers = await self._query_all("calls")
+        for index in sorted(answers):
+            answer = answers[index]
+            if answer and isinstance(answer.get("calls"), list):
+                rows.extend(answer["calls"])  # type: ignore[arg-type]
+        down = sorted(index for index, answer in answers.items() if answer is None)
+        return {"ok": True, "calls": rows, "workers_not_answering": down}
+
+    async def _call(self, call_id: str) -> dict[str, object]:
+        answers = await self._query_all("call", call_id)
+        for index in sorted(answers):
+            answer = answers[index]
+            if answer and answer.get("call"):
+                return {"ok": True, "worker": index, "call": answer["call"]}
+        return {
+            "ok": False,
+            "error": f"no call {call_id!r} on any worker (ended calls are kept for 5 minutes)",
+        }
+
+    def _registrations(self) -> dict[str, object]:
+        now = trio.current_time()
+        rows = [
+            {
+                "user": b.user,
+                "aor": b.aor,
+                "contact": b.contact,
+                "alias": b.alias,
+                "transport": b.transport.value,
+                "host": b.host,
+                "port": b.port,
+                "connection_id": b.connection_id,
+                "expires_s": max(0.0, b.remaining(now)[0]),
+            }
+            for b in self.registrations
+        ]
+        rows.sort(key=lambda r: (str(r["user"]), str(r["contact"])))
+        return {"ok": True, "registrations": rows}
+
+    def _set_draining_gauge(self) -> None:
+        DRAINING.set(1 if self.draining or any(s.draining for s in self.workers) else 0)
+
+    async def drain(
+        self, timeout_s: float, worker: int | None, send: SendLine | None = None
+    ) -> dict[str, object]:
+        """Refuse new calls (503) on the node or one worker; wait up to ``timeout_s`` for
+        the calls in progress to end; what remains is returned, not ended."""
+        if worker is None:
+            self.draining = True
+            targets = list(self.workers)
+        else:
+            self.workers[worker].draining = True
+            targets = [self.workers[worker]]
+        self._set_draining_gauge()
+        log.info("gateway.drain", worker=worker, timeout_s=timeout_s)
+        for slot in targets:
+            await slot.send(Drain(timeout_s))
+        deadline = trio.current_time() + timeout_s
+        shown = -1
+        while True:
+            remaining = await self._remaining(targets)
+            if not remaining or trio.current_time() >= deadline:
+                break
+            if send is not None and len(remaining) != shown:
+                shown = len(remaining)
+                await send({"progress": True, "worker": worker, "remaining": remaining})
+            await trio.sleep(max(0.0, min(_DRAIN_POLL_S, deadline - trio.current_time())))
+        log.info("gateway.drained", worker=worker, remaining=len(remaining))
+        return {
+            "ok": True,
+            "drained": not remaining,
+            "worker": worker,
+            "timeout_s": timeout_s,
+            "remaining": remaining,
+        }
+
+    async def _remaining(self, targets: list[WorkerSlot]) -> list[dict[str, object]]:
+        answers = await self._query_all("calls", slots=targets)
+        remaining: list[dict[str, object]] = []
+        for index in sorted(answers):
+            answer = answers[index]
+            calls = answer.get("calls") if answer else None
+            if isinstance(calls, list):
+                remaining.extend(c for c in calls if isinstance(c, dict))
+        return remaining
+
+    async def undrain(self) -> None:
+        """Take new calls and WebSocket connections again (node and every worker)."""
+        self.draining = False
+        for slot in self.workers:
+            slot.draining = False
+            await slot.send(Undrain())
+        self._set_draining_gauge()
+        log.info("gateway.undrain")
+
+    async def _drain_before_stop(self) -> None:
+        """SIGTERM: drain for ``gateway.drain_timeout_s`` (at most ``_STOP_GRACE_MAX_S``)
+        before the workers are stopped; a second signal cuts it short."""
+        if all(slot.stopping() for slot in self.workers):
+            return  # stop_now: nothing to wait for
+        timeout = min(self.config.gateway.drain_timeout_s, _STOP_GRACE_MAX_S)
+        with trio.CancelScope() as scope:
+            self._stop_drain = scope
+            await self.drain(timeout, None)
+
+    async def reload(self, *, dry_run: bool = False) -> dict[str, object]:
+        """Re-read the configuration: with ``dry_run`` say what would change; otherwise
+        apply it for new calls. A broken file or a change that needs a restart is
+        refused and the running configuration kept."""
+        async with self._reload_lock:
+            return self._reload(dry_run=dry_run) if dry_run else await self._apply_reload()
+
+    def _reload(self, *, dry_run: bool) -> dict[str, object]:
+        result = "dry_run" if dry_run else "failed"
+        if self._loader is None:
+            CONFIG_RELOADS.labels("failed").inc()
+            return {"ok": False, "error": "this gateway was started without a reloadable config"}
+        try:
+            new = self._loader()
+        except ConfigError as exc:
+            CONFIG_RELOADS.labels("failed").inc()
+            log.warning("config.reload_failed", error=str(exc))
+            return {"ok": False, "error": f"{exc}\nthe running configuration is kept"}
+        changes = [str(c) for c in config_changes(self.config, new)]
+        restart = _needs_restart(self.config, new)
+        reply: dict[str, object] = {
+            "ok": True,
+            "dry_run": dry_run,
+            "source": new.source,
+            "changes": changes,
+            "needs_restart": restart,
+            "config": new,
+        }
+        if restart and not dry_run:
+            CONFIG_RELOADS.labels(result).inc()
+            log.warning("config.reload_refused", needs_restart=restart)
+            return {
+                "ok": False,
+                "error": "refused, the running configuration is kept: changing "
+                + ", ".join(restart)
+                + " needs a restart",
+                "changes": changes,
+                "needs_restart": restart,
+            }
+        if dry_run:
+            CONFIG_RELOADS.labels(result).inc()
+            del reply["config"]
+        return reply
+
+    async def _apply_reload(self) -> dict[str, object]:
+        reply = self._reload(dry_run=False)
+        new = reply.pop("config", None)
+        if not isinstance(new, GatewayConfig):
+            return reply
+        old, self.config = self.config, new
+        gateway = new.gateway
+        if (gateway.register_rate_per_source, gateway.register_burst_per_source) != (
+            old.gateway.register_rate_per_source,
+            old.gateway.register_burst_per_source,
+        ):
+            self._register_limit = SourceRateLimiter(
+                gateway.register_rate_per_source, gateway.register_burst_per_source
+            )
+        self._boot = WorkerBoot(new, self._listeners, self.worker_count).dumps()
+        self._config_version += 1
+        self._config_loaded = time.monotonic()
+        for slot in self.workers:
+            slot.set_boot(self._boot)
+            await slot.send(Configure(slot.index, self.worker_count, self._boot))
+        CONFIG_RELOADS.labels("ok").inc()
+        log.info(
+            "config.reloaded",
+            source=new.source,
+            version=self._config_version,
+            changes=reply.get("changes"),
+        )
+        reply["version"] = self._config_version
+        return reply
+
+    async def reload_on_signal(self) -> None:
+        """SIGHUP: reload, logging the outcome (there is no one to reply to)."""
+        reply = await self.reload()
+        if not reply.get("ok"):
+            log.warning("config.sighup_reload_failed", error=reply.get("error"))
+
+    async def _restart_worker(self, index: int) -> dict[str, object]:
+        slot = self.workers[index]
+        old_pid = slot.pid
+        grace = min(self.config.gateway.drain_timeout_s, _STOP_GRACE_MAX_S)
+        log.info("worker.restart_requested", worker=index, pid=old_pid)
+        await slot.restart(grace)
+        with trio.move_on_after(_RESTART_READY_S):
+            while not (slot.ready and slot.pid != old_pid):
+                await trio.sleep(0.05)
+        if not (slot.ready and slot.pid != old_pid):
+            return {"ok": False, "error": f"worker {index} was not ready again in time"}
+        return {"ok": True, "worker": index, "old_pid": old_pid, "pid": slot.pid}
 
     # -- from the listeners ------------------------------------------------------------------
 
@@ -272,6 +710,8 @@ class Supervisor:
     # -- from the workers --------------------------------------------------------------------
 
     async def _worker_ready(self, slot: WorkerSlot) -> None:
+        if self.draining or slot.draining:
+            await slot.send(Drain(self.config.gateway.drain_timeout_s))
         now = trio.current_time()
         for binding in list(self.registrations):
             await slot.send(BindingChanged.of(binding, now, removed=False, reason="registered"))
@@ -291,6 +731,11 @@ class Supervisor:
                 listeners.append(
                     {"interface": "http", "transport": "HTTP", "host": host, "port": port}
                 )
+            if self._web is not None:
+                host, port = self._web
+                listeners.append(
+                    {"interface": "web", "transport": "HTTPS", "host": host, "port": port}
+                )
             log.info("gateway.ready", workers=self.worker_count, listeners=listeners)
 
     async def _worker_message(self, slot: WorkerSlot, message: IpcMessage) -> None:
@@ -298,6 +743,8 @@ class Supervisor:
             await self._send_out(message)
         elif isinstance(message, BindingReport):
             await self._binding(message)
+        elif isinstance(message, QueryReply):
+            self._query_reply(message)
         else:
             log.debug("ipc.message", worker=slot.index, kind=type(message).__name__)
 
@@ -379,6 +826,21 @@ async def _write(connection: Connection, data: bytes) -> None:
         log.info("sip.out.failed", connection=connection.connection_id, error=repr(exc))
 
 
+def _needs_restart(old: GatewayConfig, new: GatewayConfig) -> list[str]:
+    """What differs between ``old`` and ``new`` that a running node cannot take."""
+    found = [
+        f"[{f.name}]"
+        for f in dataclasses.fields(GatewayConfig)
+        if f.name not in _RELOADABLE and getattr(old, f.name) != getattr(new, f.name)
+    ]
+    found += [
+        f"gateway.{name}"
+        for name in _GATEWAY_RESTART_FIELDS
+        if getattr(old.gateway, name) != getattr(new.gateway, name)
+    ]
+    return found
+
+
 def _is_udp(interface: Interface) -> bool:
     return interface.transport is Transport.UDP
 
@@ -432,18 +894,27 @@ async def run_gateway(
     *,
     worker_count: int,
     worker_args: tuple[str, ...] = (),
+    loader: Callable[[], GatewayConfig] | None = None,
+    control: Path | None = None,
     task_status: trio.TaskStatus[tuple[BoundListener, ...]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the supervisor until SIGTERM/SIGINT; a second signal kills the workers at once."""
-    supervisor = Supervisor(config, worker_count=worker_count, worker_args=worker_args)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    """Run the supervisor until SIGTERM/SIGINT (drain, then stop; a second signal kills
+    the workers at once); SIGHUP reloads the configuration with ``loader``."""
+    supervisor = Supervisor(
+        config, worker_count=worker_count, worker_args=worker_args, loader=loader, control=control
+    )
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
                 count = 0
                 async for signum in signals:
-                    count += 1
                     name = signal.Signals(signum).name
+                    if signum == signal.SIGHUP:
+                        log.info("signal.received", signal=name)
+                        nursery.start_soon(supervisor.reload_on_signal)
+                        continue
+                    count += 1
                     log.info("signal.received", signal=name, count=count)
                     if count == 1:
                         supervisor.request_stop()

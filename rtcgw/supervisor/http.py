@@ -51,11 +51,12 @@ _SERVER = b"rtcgw"
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """A complete response: status, body and its content type."""
+    """A complete response: status, body, its content type and any further headers."""
 
     status: int
     body: bytes
     content_type: str = _TEXT
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 #: Answers one request, given its method and target (path and query).
@@ -84,11 +85,18 @@ def _exposition() -> bytes:
     return generate_latest(metrics.registry())
 
 
-async def serve_http(sock: socket.socket, respond: Responder) -> None:
-    """Serve HTTP on ``sock`` (bound and listening) until cancelled."""
-    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+async def serve_http(
+    sock: socket.socket, respond: Responder, *, tls: ssl.SSLContext | None = None
+) -> None:
+    """Serve HTTP on ``sock`` (bound and listening) until cancelled; HTTPS with ``tls``."""
+    listener: trio.abc.Listener[trio.abc.Stream] = trio.SocketListener(
+        trio.socket.from_stdlib_socket(sock)
+    )
+    if tls is not None:
+        # The handshake happens on the first read, so REQUEST_TIMEOUT_S bounds it too.
+        listener = trio.SSLListener(listener, tls, https_compatible=True)
 
-    async def handler(stream: trio.SocketStream) -> None:
+    async def handler(stream: trio.abc.Stream) -> None:
         try:
             await serve_connection(stream, respond)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError) as exc:
@@ -102,13 +110,14 @@ async def serve_http(sock: socket.socket, respond: Responder) -> None:
     await trio.serve_listeners(handler, [listener])
 
 
-async def _close(stream: trio.SocketStream) -> None:
+async def _close(stream: trio.abc.Stream) -> None:
     """Close after our last response without losing it: a close with unread input would
     reset the connection, and the peer could lose the response. So half-close, read what
     is left (bounded in time and size), then close."""
     with trio.move_on_after(_LINGER_S):
         try:
-            await stream.send_eof()
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
             left = _LINGER_BYTES
             while left > 0 and (chunk := await stream.receive_some(left)):
                 left -= len(chunk)
@@ -179,6 +188,7 @@ async def _send(
         (b"Content-Length", str(len(response.body)).encode("ascii")),
         (b"Server", _SERVER),
     ]
+    headers.extend((name.encode("ascii"), text.encode("ascii")) for name, text in response.headers)
     if close:
         headers.append((b"Connection", b"close"))
     data = connection.send(h11.Response(status_code=response.status, headers=headers)) or b""

@@ -78,6 +78,8 @@ __all__ = [
     "IpcProtocolError",
     "Ping",
     "Pong",
+    "Query",
+    "QueryReply",
     "Ready",
     "SipIn",
     "SipOut",
@@ -85,6 +87,7 @@ __all__ = [
     "Stopped",
     "ToSupervisor",
     "ToWorker",
+    "Undrain",
     "encode",
 ]
 
@@ -304,6 +307,31 @@ class Drain:
 
 
 @dataclass(frozen=True, slots=True)
+class Undrain:
+    """Supervisor -> worker: take new calls again (the end of a ``Drain``)."""
+
+    KIND: ClassVar[str] = "undrain"
+    DIRECTION: ClassVar[Direction] = Direction.TO_WORKER
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Supervisor -> worker: a question from ``rtcgw ctl``; the worker answers
+    ``QueryReply`` with the same ``request_id``.
+
+    ``what`` is "calls" (a row per active call, and the count) or "call" (the timeline of
+    ``call_id``); a worker answers an unknown ``what`` with an error in the reply.
+    """
+
+    KIND: ClassVar[str] = "query"
+    DIRECTION: ClassVar[Direction] = Direction.TO_WORKER
+
+    request_id: int
+    what: str
+    call_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Supervisor -> worker: stop now (calls are dropped); answer ``Stopped``."""
 
@@ -385,6 +413,19 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryReply:
+    """Worker -> supervisor: the answer to ``Query`` ``request_id``, as a UTF-8 JSON object
+    in ``body`` (rows of calls and timelines are nested, which header fields cannot be)."""
+
+    KIND: ClassVar[str] = "query_reply"
+    DIRECTION: ClassVar[Direction] = Direction.TO_SUPERVISOR
+
+    request_id: int
+    worker_index: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Stopped:
     """Worker -> supervisor: the last message before the worker exits."""
 
@@ -395,9 +436,11 @@ class Stopped:
 
 
 #: Every message the supervisor sends to a worker (for ``match`` + ``assert_never``).
-ToWorker: TypeAlias = Configure | SipIn | ConnectionClosed | BindingChanged | Drain | Stop | Ping
+ToWorker: TypeAlias = (
+    Configure | SipIn | ConnectionClosed | BindingChanged | Drain | Undrain | Query | Stop | Ping
+)
 #: Every message a worker sends to the supervisor.
-ToSupervisor: TypeAlias = Ready | SipOut | BindingReport | Pong | Stopped
+ToSupervisor: TypeAlias = Ready | SipOut | BindingReport | Pong | QueryReply | Stopped
 #: Any message of the protocol.
 IpcMessage: TypeAlias = ToWorker | ToSupervisor
 
@@ -414,6 +457,9 @@ _KINDS: tuple[type[IpcMessage], ...] = (
     BindingReport,
     Pong,
     Stopped,
+    Undrain,
+    Query,
+    QueryReply,
 )
 
 #: Wire name (``KIND``) -> message class, for every kind of the protocol.

@@ -25,6 +25,7 @@ from rtcgw.observability.logging import get_logger
 from rtcgw.observability.metrics import (
     SIP_MESSAGES_DROPPED,
     SIP_STREAM_ERRORS,
+    WEBSOCKET_ACTIVE,
     WEBSOCKET_CLOSED,
     DropReason,
     StreamError,
@@ -55,6 +56,8 @@ class Gateway(Protocol):
 
     connections: ConnectionTable
     max_message_bytes: int
+    #: the whole node drains: new WebSocket clients are refused (503)
+    draining: bool
 
     async def inbound(self, data: bytes, interface: str, source: Peer) -> None:
         """Hand one complete SIP message from ``source`` to a worker."""
@@ -133,6 +136,11 @@ async def _websocket_connection(
     """Serve one WebSocket connection; returns how it ended (for the metric)."""
     remote = request.remote
     host, port = (str(remote.address), int(remote.port)) if remote else ("0.0.0.0", 0)  # type: ignore[union-attr]
+    if gateway.draining:
+        # A draining node takes no new clients: they connect to another node.
+        log.info("ws.handshake.refused", interface=interface, source=host, reason="draining")
+        await request.reject(503, body=b"draining\n")
+        return WebSocketClose.HANDSHAKE_REFUSED
     if "sip" not in request.proposed_subprotocols:
         log.info("ws.handshake.refused", interface=interface, source=host, reason="no sip")
         await request.reject(400, body=b"SIP over WebSocket needs Sec-WebSocket-Protocol: sip\n")
@@ -145,6 +153,7 @@ async def _websocket_connection(
     connection = gateway.connections.add(interface, transport, host, port, send)
     log.info("ws.connected", interface=interface, source=host, connection=connection.connection_id)
     reason = "closed"
+    WEBSOCKET_ACTIVE.inc()
     try:
         while True:
             message = await ws.get_message()
@@ -169,6 +178,7 @@ async def _websocket_connection(
             return WebSocketClose.TOO_BIG
         return WebSocketClose.NORMAL
     finally:
+        WEBSOCKET_ACTIVE.dec()
         gateway.connections.remove(connection.connection_id)
         log.info("ws.closed", connection=connection.connection_id, reason=reason)
         with trio.CancelScope(shield=True):

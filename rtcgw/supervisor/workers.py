@@ -61,6 +61,11 @@ class WorkerSlot:
         self.restarts = 0
         self.pid: int | None = None
         self.ready = False
+        #: the worker's calls as of its last Pong; trio time it became ready (None: not up)
+        self.active_calls = 0
+        self.ready_since: float | None = None
+        #: this worker alone drains (``rtcgw ctl drain --worker N``); re-sent after a restart
+        self.draining = False
         self._boot = boot
         self._udp_fds = tuple(udp_fds)
         self._worker_args = tuple(worker_args)
@@ -74,6 +79,26 @@ class WorkerSlot:
     def stopping(self) -> bool:
         """True once ``stop`` or ``kill`` was called: the slot will not restart."""
         return self._stopping
+
+    def set_boot(self, boot: bytes) -> None:
+        """The pickled ``WorkerBoot`` a restarted worker gets (a reload changed it)."""
+        self._boot = boot
+
+    async def restart(self, grace_s: float) -> None:
+        """Stop the current worker (``Stop``, killed after ``grace_s``); ``run`` starts a
+        new one. Its calls are ended (BYE) as on a stop."""
+        channel, process = self._channel, self._process
+        if process is None or process.returncode is not None:
+            return
+        if channel is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await channel.send(Stop())
+        with trio.move_on_after(grace_s):
+            await process.wait()
+        if process.returncode is None:
+            log.warning("worker.killed", worker=self.index, pid=process.pid, grace_s=grace_s)
+            process.kill()
+            await process.wait()
 
     async def send(self, message: IpcMessage) -> bool:
         """Send to the worker if it is up; False if it is not (restarting or stopping)."""
@@ -175,9 +200,12 @@ class WorkerSlot:
                         if not self.ready:
                             metrics.WORKERS_UP.inc()
                         self.ready = True
+                        self.ready_since = trio.current_time()
                         log.info("worker.ready", worker=self.index, pid=process.pid)
                         await self._on_ready(self)
-                    elif not isinstance(message, Pong):
+                    elif isinstance(message, Pong):
+                        self.active_calls = message.active_calls
+                    else:
                         await self._deliver(message)
                 nursery.cancel_scope.cancel()
         except trio.BrokenResourceError:
@@ -186,6 +214,8 @@ class WorkerSlot:
             if self.ready:
                 metrics.WORKERS_UP.dec()
             self.ready = False
+            self.ready_since = None
+            self.active_calls = 0
             self._channel = None
             await channel.aclose()
         returncode = await process.wait()

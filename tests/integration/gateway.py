@@ -106,12 +106,7 @@ async def _follow(gateway: RunningGateway, stream: trio.abc.ReceiveStream) -> No
 @asynccontextmanager
 async def run_gateway(args: Sequence[str], *, workers: int = 2) -> AsyncIterator[RunningGateway]:
     """Start ``rtcgw run ARGS`` and yield it once every worker is ready."""
-    command = [
-        sys.executable,
-        "-m",
-        "rtcgw",
-        "--log-format",
-        "json",
+    arguments = [
         "run",
         "--workers",
         str(workers),
@@ -119,6 +114,17 @@ async def run_gateway(args: Sequence[str], *, workers: int = 2) -> AsyncIterator
         "127.0.0.1:0",
         *args,
     ]
+    async with run_rtcgw(arguments) as gateway:
+        yield gateway
+
+
+@asynccontextmanager
+async def run_rtcgw(
+    arguments: Sequence[str], *, ready: Sequence[str] = ("gateway.ready",)
+) -> AsyncIterator[RunningGateway]:
+    """Start ``rtcgw ARGUMENTS`` (JSON logs followed) and yield it once each ``ready`` event
+    was logged; at the end SIGTERM, then SIGKILL after 15 s, by PID."""
+    command = [sys.executable, "-m", "rtcgw", "--log-format", "json", *arguments]
     process = await trio.lowlevel.open_process(
         command,
         stdout=subprocess.DEVNULL,
@@ -131,7 +137,8 @@ async def run_gateway(args: Sequence[str], *, workers: int = 2) -> AsyncIterator
         nursery.start_soon(_follow, gateway, process.stderr)
         try:
             with trio.fail_after(30):
-                await gateway.wait_for("gateway.ready")
+                for event in ready:
+                    await gateway.wait_for(event)
             yield gateway
         finally:
             with trio.CancelScope(shield=True):

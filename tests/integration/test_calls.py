@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import trio
 
@@ -151,7 +152,11 @@ async def test_sigterm_hangs_up_calls_on_both_legs() -> None:
     pbx_port = free_udp_port()
     with trio.fail_after(60):
         sipp = await start_sipp("-sn", "uas", "-p", str(pbx_port), "-m", "1")
-        async with run_gateway(args(pbx_port)) as gateway:
+        # SIGTERM drains first: with a one-second drain the held call is hung up at once.
+        config_args = args(pbx_port)
+        config = Path(config_args[1])
+        config.write_text(config.read_text() + "\n[gateway]\ndrain_timeout_s = 1.0\n")
+        async with run_gateway(config_args) as gateway:
             async with browser(gateway.address("WS"), "alice") as alice:
                 call, final = await alice.invite("bob")
                 assert final.status == 200

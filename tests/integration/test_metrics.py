@@ -42,7 +42,8 @@ async def test_bad_input_and_a_restart_are_counted_and_served() -> None:
         ("rtcgw_websocket_connections_closed_total", ("reason", "handshake_refused")): 1.0,
         ("rtcgw_worker_restarts_total", None): 1.0,
         ("rtcgw_workers_up", None): 2.0,
-        ("rtcgw_calls_active", None): 0.0,
+        ("rtcgw_worker_calls_active", ("worker", "0")): 0.0,
+        ("rtcgw_worker_calls_active", ("worker", "1")): 0.0,
     }
     with trio.fail_after(90):
         async with run_gateway(ARGS) as gateway:

@@ -101,3 +101,34 @@ def test_importing_the_cli_does_not_import_prometheus_client() -> None:
     # `rtcgw run` must set the multiprocess directory before prometheus-client's import.
     code = "import sys, rtcgw.cli; assert 'prometheus_client' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], timeout=60, check=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "labels"),
+    [
+        (b"INVITE sip:bob@example.com SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n", ("INVITE", None)),
+        (b"SIP/2.0 180 Ringing\r\nVia: x\r\ncseq:  7 invite\r\n\r\n", ("INVITE", 180)),
+        (b"SIP/2.0 486 Busy Here\r\nCSeq: 2 BYE\r\n\r\n", ("BYE", 486)),
+        (b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", None),  # no CSeq: not countable
+        (b"\r\n\r\n", None),  # a keep-alive
+        (b"GET / HTTP/1.1\r\n\r\n", None),
+    ],
+)
+def test_sip_labels_are_read_from_raw_messages(
+    data: bytes, labels: tuple[str, int | None] | None
+) -> None:
+    assert metrics.sip_labels_of(data) == labels
+
+
+def test_sip_messages_are_counted_with_bounded_labels() -> None:
+    def count(method: str, status_class: str) -> float:
+        sample = REGISTRY.get_sample_value(
+            "rtcgw_sip_messages_total",
+            {"direction": "out", "method": method, "status_class": status_class},
+        )
+        return sample or 0.0
+
+    before = count("other", "6xx"), count("INVITE", "request")
+    metrics.observe_sip_message("out", "FROBNICATE", 699)  # an extension method
+    metrics.observe_sip_message("out", "INVITE", None)
+    assert (count("other", "6xx"), count("INVITE", "request")) == (before[0] + 1, before[1] + 1)

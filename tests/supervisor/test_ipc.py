@@ -32,11 +32,14 @@ from rtcgw.supervisor.ipc import (
     IpcProtocolError,
     Ping,
     Pong,
+    Query,
+    QueryReply,
     Ready,
     SipIn,
     SipOut,
     Stop,
     Stopped,
+    Undrain,
     encode,
 )
 
@@ -94,6 +97,10 @@ EXAMPLES: list[IpcMessage] = [
     BindingReport.of(BINDING, 100.0, removed=False, reason="refreshed"),
     Pong(seq=2**40, active_calls=0),
     Stopped(worker_index=0),
+    Undrain(),
+    Query(request_id=7, what="call", call_id="abc@host"),
+    Query(request_id=8, what="calls", call_id=None),
+    QueryReply(request_id=7, worker_index=1, body=b'{"calls": []}'),
 ]
 
 
@@ -127,7 +134,7 @@ def decode_error(data: bytes, **kwargs: Any) -> str:
 
 
 def test_every_kind_is_registered_once_and_exemplified() -> None:
-    assert len(MESSAGE_TYPES) == 12
+    assert len(MESSAGE_TYPES) == 15
     assert {cls.KIND for cls in MESSAGE_TYPES.values()} == set(MESSAGE_TYPES)
     assert {type(m) for m in EXAMPLES} == set(MESSAGE_TYPES.values())
 
@@ -150,6 +157,8 @@ def test_directions() -> None:
         "ConnectionClosed",
         "BindingChanged",
         "Drain",
+        "Undrain",
+        "Query",
         "Stop",
         "Ping",
     }

@@ -65,7 +65,10 @@ from rtcgw.worker.b2bua.seam import PassThroughSdp, SdpSeam
 from rtcgw.worker.b2bua.settings import B2buaSettings
 from rtcgw.worker.b2bua.state import ALLOW, ClientContext, Engine, Purpose
 
-__all__ = ["B2bua"]
+__all__ = ["DRAIN_RETRY_AFTER_S", "B2bua"]
+
+#: The Retry-After of the 503 a draining worker gives new INVITEs.
+DRAIN_RETRY_AFTER_S = 30
 
 _STATELESS_HEADERS = ("via", "from", "to", "call-id", "cseq")
 
@@ -107,6 +110,16 @@ class B2bua:
             rules=compiled,
             registrations=MemoryCache() if registrations is None else registrations,
         )
+        #: while True, new INVITEs get 503 with Retry-After; calls in progress go on
+        self.draining = False
+
+    def set_rules(self, rules: CompiledRules) -> None:
+        """Route new requests by ``rules`` (a reload); a call keeps the Decision it got."""
+        self._engine.rules = rules
+
+    def call_ids(self) -> list[str]:
+        """The Call-IDs (the caller's leg) of the calls in progress."""
+        return sorted(call.call_id for call in self._engine.calls)
 
     @property
     def registrations(self) -> MemoryCache:
@@ -324,7 +337,11 @@ class B2bua:
             else:
                 on_in_dialog_request(engine, found[0], found[1], key, request)
             return
-        if method == "INVITE":
+        if method == "INVITE" and self.draining:
+            # RFC 3261 21.5.4: the caller may retry (elsewhere, or here after the drain).
+            retry = Header("Retry-After", str(DRAIN_RETRY_AFTER_S))
+            engine.reject(key, request, 503, headers=(retry,))
+        elif method == "INVITE":
             on_initial_invite(engine, key, request, source)
         elif method == "REGISTER":
             on_register(engine, key, request, source)

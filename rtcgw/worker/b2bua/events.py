@@ -8,7 +8,7 @@ status, reason). The B2BUA never logs: every drop and every reject is one of the
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rtcgw.registrations import Binding
 from rtcgw.sip.events import Outgoing
@@ -134,11 +134,12 @@ class RegisterOutcome(enum.Enum):
 
     FORWARDED = "forwarded"  #: sent on to the registrar
     ABSORBED = "absorbed"  #: a refresh answered by the gateway from its cache (throttling)
+    REJECTED = "rejected"  #: refused by the gateway or by the registrar (not a challenge)
 
 
 @dataclass(frozen=True, slots=True)
 class RegisterHandled:
-    """A client's REGISTER was forwarded upstream or absorbed by throttling."""
+    """A client's REGISTER was forwarded upstream, absorbed by throttling, or rejected."""
 
     call_id: str
     outcome: RegisterOutcome
@@ -153,6 +154,8 @@ class RouteDecided:
     source_agent: str | None
     destination_agent: str | None
     rules: str
+    #: each matching rule as (realm, kind "a"/"c", rule name), for the rule-hit metric
+    hits: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
 
 
 Notice = (

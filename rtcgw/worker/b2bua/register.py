@@ -89,23 +89,37 @@ def _aor_of(uri: SipUri) -> str:
     return f"{uri.user}@{uri.host.lower()}"
 
 
+def _refuse(
+    engine: Engine,
+    key: ServerTransactionKey,
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    headers: tuple[Header, ...] = (),
+) -> None:
+    """Answer a client's REGISTER with a failure of our own, counted as rejected."""
+    engine.reject(key, request, status, reason, headers=headers)
+    engine.notice(RegisterHandled(request.call_id, RegisterOutcome.REJECTED))
+
+
 def on_register(engine: Engine, key: ServerTransactionKey, request: Request, source: Peer) -> None:
     """A REGISTER without To tag: route it by the rules, then cache, absorb or relay it."""
     if outgoing_max_forwards(engine, request) is None:
-        engine.reject(key, request, 483)
+        _refuse(engine, key, request, 483)
         return
     target = route(engine, key, request, source)
     if target is None:
         return
     if not target.decision.register_caching:
-        engine.reject(key, request, 403, "Registration Not Cached Here")
+        _refuse(engine, key, request, 403, "Registration Not Cached Here")
         return
     if source.transport not in WEBSOCKET_TRANSPORTS or source.connection_id is None:
-        engine.reject(key, request, 405, headers=(Header("Allow", ALLOW),))
+        _refuse(engine, key, request, 405, headers=(Header("Allow", ALLOW),))
         return
     aor_uri = request.to.sip_uri
     if aor_uri is None or not aor_uri.user:
-        engine.reject(key, request, 404)
+        _refuse(engine, key, request, 404)
         return
     try:
         header_expires = _number(request.get("Expires"), "Expires")
@@ -122,7 +136,7 @@ def on_register(engine: Engine, key: ServerTransactionKey, request: Request, sou
             requested = param if param is not None else header_expires
             reg_id = _number(contact.param("reg-id"), "reg-id")
     except _BadRegister as exc:
-        engine.reject(key, request, 400, str(exc))
+        _refuse(engine, key, request, 400, str(exc))
         return
     aor = _aor_of(aor_uri)
     connection_id = source.connection_id
@@ -302,6 +316,8 @@ def on_register_response(engine: Engine, context: ClientContext, response: Respo
     if status < 200:
         return
     if not 200 <= status < 300:
+        if status not in (401, 407):  # a challenge is the normal first round, not a refusal
+            engine.notice(RegisterHandled(request.call_id, RegisterOutcome.REJECTED))
         headers = (*copied_headers(response), Header("Server", engine.settings.user_agent))
         engine.respond(key, make_response(request, status, response.reason, headers=headers))
         return

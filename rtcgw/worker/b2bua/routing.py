@@ -94,6 +94,7 @@ def decide_request(engine: Engine, request: Request, source: Peer) -> Decision:
             _name(decision.source_agent),
             _name(decision.destination_agent),
             decision.reason(),
+            tuple((hit.realm, hit.kind.value, hit.rule) for hit in decision.trace),
         )
     )
     return decision

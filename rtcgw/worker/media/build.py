@@ -24,15 +24,21 @@ from rtcgw.worker.media.relay import MediaRelay
 from rtcgw.worker.media.seam import MediaSeam
 from rtcgw.worker.media.session import MediaEndpoint, MediaSite
 from rtcgw.worker.settings import facing_address
+from rtcgw.worker.timeline import CallTimelines
 
 __all__ = ["build_media"]
 
 
 def build_media(
-    boot: WorkerBoot, index: int, *, on_event: MediaEventSink
+    boot: WorkerBoot,
+    index: int,
+    *,
+    on_event: MediaEventSink,
+    timelines: CallTimelines | None = None,
 ) -> tuple[MediaRelay, MediaSeam]:
     """The relay (to run as a task) and the seam (to give the B2BUA) of worker ``index``;
-    ``on_event`` takes what the relay tells the B2BUA (media timeouts, DTMF digits).
+    ``on_event`` takes what the relay tells the B2BUA (media timeouts, DTMF digits), and
+    ``timelines``, if given, the calls' media milestones for ``rtcgw ctl call``.
 
     Raises:
         MediaConfigError: the DTLS certificate, key or CA file cannot be used.
@@ -51,6 +57,7 @@ def build_media(
         sites,
         media_timeout_s=config.gateway.media_timeout_s,
         on_event=on_event,
+        timelines=timelines,
     )
     return relay, seam
 

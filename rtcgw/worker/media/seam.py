@@ -26,7 +26,7 @@ INFO. Media timeouts are ``MediaTimedOut`` events on the same sink.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, final
 
 from rtcgw.config import GatewayConfig
@@ -41,7 +41,13 @@ from rtcgw.worker.media.dtmf import StreamDtmf
 from rtcgw.worker.media.events import DtmfReceived, MediaEventSink, MediaTimedOut
 from rtcgw.worker.media.policy import LegPolicy, anchors, leg_policies
 from rtcgw.worker.media.session import LegMedia, MediaEndpoint, MediaSession, MediaSite
-from rtcgw.worker.media.streams import BrowserStream, BrowserTransport, PlainStream
+from rtcgw.worker.media.streams import (
+    BrowserStream,
+    BrowserTransport,
+    PlainStream,
+    StreamCounters,
+)
+from rtcgw.worker.timeline import CallTimelines, LegFigures, MediaProbe
 
 if TYPE_CHECKING:
     from rtcgw.worker.b2bua.call import Call
@@ -52,6 +58,18 @@ __all__ = ["MediaSeam"]
 #: How long a challenged WebRTC caller's media is kept for its retry (64*T1, RFC 3261).
 RETRY_GRACE_S = 32.0
 TICK_S = 1.0
+#: Drops are logged per stream at most this often (and in full when the stream closes).
+DROP_LOG_INTERVAL_S = 10.0
+
+
+@dataclass(slots=True)
+class _Milestones:
+    """What was already logged and observed for a call (each once)."""
+
+    answered_at: float
+    done: set[str] = field(default_factory=set)
+    drops_logged_at: dict[str, float] = field(default_factory=dict)
+
 
 log = get_logger()
 
@@ -68,8 +86,13 @@ class MediaSeam:
         *,
         media_timeout_s: float,
         on_event: MediaEventSink,
+        timelines: CallTimelines | None = None,
     ) -> None:
         self._config = config
+        #: where each call's answers, consent losses and DTLS failures are recorded, and
+        #: where its media figures are read from (through a probe per session)
+        self.timelines = timelines
+        self._probes: dict[int, MediaProbe] = {}
         self._endpoint = endpoint
         self._sites = sites
         self._media_timeout_s = media_timeout_s
@@ -77,6 +100,7 @@ class MediaSeam:
         self.sessions: dict[str, MediaSession] = {}
         self._retained: dict[str, MediaSession] = {}
         self._reported: dict[tuple[int, str], int] = {}
+        self._milestones: dict[str, _Milestones] = {}
 
     # -- SdpSeam --------------------------------------------------------------------------
 
@@ -93,6 +117,14 @@ class MediaSeam:
         if session is None:
             return sdp
         answer = session.remote_answer(self._media_leg(session, call, call.other(leg)), sdp)
+        self._timeline_answer(session)
+        if call.call_id not in self._milestones:
+            self._milestones[call.call_id] = _Milestones(self._endpoint.clock())
+            log.info(
+                "media.path",
+                call_id=call.call_id,
+                path=f"{_leg_path(session.a, call.a)} <-> {_leg_path(session.b, call.b)}",
+            )
         self._start_ticking(session)
         self._wire_dtmf(session, call)
         return answer
@@ -136,6 +168,7 @@ class MediaSeam:
         if session is None:
             return
         session.learn_answer(self._media_leg(session, call, leg), sdp)
+        self._timeline_answer(session)
         self._start_ticking(session)
         self._wire_dtmf(session, call)
 
@@ -243,7 +276,19 @@ class MediaSeam:
         )
         self.sessions[call.call_id] = session
         metrics.MEDIA_SESSIONS_ACTIVE.set(len(self.sessions))
+        if self.timelines is not None:
+            probe = _probe_of(session)
+            self._probes[id(session)] = probe
+            self.timelines.watch(call.call_id, probe)
         return session
+
+    def path_label(self, call_id: str) -> str | None:
+        """The call's conversion path as a bounded metric label (``dtls-srtp<->rtp``), or
+        None when the call's media is not anchored."""
+        session = self.sessions.get(call_id)
+        if session is None:
+            return None
+        return f"{_keying(session.a.profile)}<->{_keying(session.b.profile)}"
 
     def _site_of(self, realm_name: str | None) -> MediaSite:
         for realm in self._config.realms:
@@ -254,6 +299,17 @@ class MediaSeam:
     @staticmethod
     def _media_leg(session: MediaSession, call: Call, leg: Leg) -> LegMedia:
         return session.a if leg is call.a else session.b
+
+    def _timeline_answer(self, session: MediaSession) -> None:
+        """Record an answer with each leg's side of the conversion path."""
+        if self.timelines is not None:
+            self.timelines.record(
+                session.call_id,
+                "media_answered",
+                self._endpoint.clock(),
+                a=_timeline_side(session.a),
+                b=_timeline_side(session.b),
+            )
 
     def _close(self, session: MediaSession) -> None:
         for leg in (session.a, session.b):
@@ -266,7 +322,12 @@ class MediaSeam:
                     transport.dtls_changed = False
                     self._report_dtls(session, leg, transport)
         self._flush(session)
+        self._milestone(session)
         self._log_figures(session)
+        probe = self._probes.pop(id(session), None)
+        if probe is not None and self.timelines is not None:
+            self.timelines.unwatch(session.call_id, probe)
+        self._milestones.pop(session.call_id, None)
         session.close()
         for key in [k for k in self._reported if k[0] == id(session)]:
             del self._reported[key]
@@ -286,6 +347,7 @@ class MediaSeam:
                 return
             self._check_transports(session, now)
             self._flush(session)
+            self._milestone(session)
             if self._media_timeout_s and now - session.last_activity() >= self._media_timeout_s:
                 log.info(
                     "media.timeout",
@@ -309,6 +371,10 @@ class MediaSeam:
                     transport.handle_timeout(now)
                 if transport.check_consent(now):
                     log.info("media.consent_lost", call_id=session.call_id, leg=leg.name)
+                    if self.timelines is not None:
+                        self.timelines.record(
+                            session.call_id, "ice_consent_lost", now, leg=leg.name
+                        )
                 if transport.dtls_changed:
                     transport.dtls_changed = False
                     self._report_dtls(session, leg, transport)
@@ -335,6 +401,8 @@ class MediaSeam:
                 duration_ms=duration,
             )
             metrics.DTLS_HANDSHAKES.labels("ok", role).inc()
+            if duration is not None:
+                metrics.DTLS_HANDSHAKE_SECONDS.labels(role).observe(duration / 1000)
         elif dtls.state is DtlsState.FAILED:
             result = "fingerprint_mismatch" if dtls.fingerprint_mismatch else "failed"
             log.warning(
@@ -345,6 +413,15 @@ class MediaSeam:
                 reason=dtls.failure,
             )
             metrics.DTLS_HANDSHAKES.labels(result, role).inc()
+            if self.timelines is not None:
+                self.timelines.record(
+                    session.call_id,
+                    "dtls_failed",
+                    self._endpoint.clock(),
+                    leg=leg.name,
+                    role=role,
+                    reason=dtls.failure,
+                )
 
     def _flush(self, session: MediaSession) -> None:
         """Add what the session's streams counted since the last flush to the metrics."""
@@ -377,6 +454,7 @@ class MediaSeam:
                         metrics.MEDIA_PACKETS.labels(_rtcp_path(path)).inc(delta)
                     else:
                         metrics.MEDIA_DROPPED.labels(kind.rsplit(":", 1)[1]).inc(delta)
+                        self._log_drops(session, leg.name, index, counters)
             for position, transport in enumerate(leg.transports):
                 for verdict, count in transport.stun_counts.items():
                     name = f"{leg.name}t{position}:stun:{verdict.value}"
@@ -384,6 +462,73 @@ class MediaSeam:
                     if delta > 0:
                         reported[(key, name)] = count
                         metrics.ICE_REQUESTS.labels(verdict.value).inc(delta)
+
+    def _log_drops(
+        self, session: MediaSession, leg: str, index: int, counters: StreamCounters
+    ) -> None:
+        """Log a stream's drops so far, at most once per ``DROP_LOG_INTERVAL_S``."""
+        milestones = self._milestones.get(session.call_id)
+        now = self._endpoint.clock()
+        stream = f"{leg}{index}"
+        if milestones is not None:
+            last = milestones.drops_logged_at.get(stream)
+            if last is not None and now - last < DROP_LOG_INTERVAL_S:
+                return
+            milestones.drops_logged_at[stream] = now
+        log.info(
+            "media.dropped",
+            call_id=session.call_id,
+            leg=leg,
+            stream=index,
+            dropped={reason.value: count for reason, count in counters.dropped.items()},
+        )
+
+    def _milestone(self, session: MediaSession) -> None:
+        """Log and observe, once each, the call's ICE first check and nomination, DTLS
+        start and the first packet relayed toward each side (times from the answer)."""
+        milestones = self._milestones.get(session.call_id)
+        if milestones is None:
+            return
+        done, answered_at = milestones.done, milestones.answered_at
+        for leg in (session.a, session.b):
+            for position, transport in enumerate(leg.transports):
+                ice, key = transport.ice, f"{leg.name}t{position}"
+                if ice.first_check_at is not None and key + ":check" not in done:
+                    done.add(key + ":check")
+                    log.info("media.ice_first_check", call_id=session.call_id, leg=leg.name)
+                if ice.nominated_at is not None and key + ":nominated" not in done:
+                    done.add(key + ":nominated")
+                    delay = max(0.0, ice.nominated_at - answered_at)
+                    metrics.ICE_NOMINATION_SECONDS.observe(delay)
+                    log.info(
+                        "media.ice_nominated",
+                        call_id=session.call_id,
+                        leg=leg.name,
+                        since_answer_ms=round(delay * 1000, 1),
+                    )
+                dtls = transport.dtls
+                if dtls is not None and dtls.started_at is not None and key + ":dtls" not in done:
+                    done.add(key + ":dtls")
+                    log.info(
+                        "media.dtls_started",
+                        call_id=session.call_id,
+                        leg=leg.name,
+                        role=dtls.role.value,
+                    )
+            sent = [s.counters.first_out_at for s in leg.streams if s is not None]
+            first_out = min((t for t in sent if t is not None), default=None)
+            if first_out is not None and leg.name + ":first_out" not in done:
+                done.add(leg.name + ":first_out")
+                toward = "browser" if leg.webrtc else "sip"
+                delay = max(0.0, first_out - answered_at)
+                metrics.POST_PICKUP_DELAY_SECONDS.labels(toward).observe(delay)
+                log.info(
+                    "media.first_packet_out",
+                    call_id=session.call_id,
+                    leg=leg.name,
+                    toward=toward,
+                    since_answer_ms=round(delay * 1000, 1),
+                )
 
     def _log_figures(self, session: MediaSession) -> None:
         for leg_name, index, counters in session.counters():
@@ -413,6 +558,76 @@ def _native_profile(side: LegSide, policy: LegPolicy) -> LegProfile:
     if admitted:
         return admitted[0]
     return LegProfile.RTP_AVPF if policy.rtcp_feedback else LegProfile.RTP_AVP
+
+
+def _timeline_side(media: LegMedia) -> str:
+    """A leg's media in a timeline's conversion path: "dtls-srtp pcmu", "rtp pcmu"."""
+    codecs = [
+        next((c.name.lower() for c in negotiated if not c.is_telephone_event), "none")
+        for negotiated in media.negotiated
+    ]
+    return " ".join([_keying(media.profile), "+".join(codecs) or "none"])
+
+
+def _probe_of(session: MediaSession) -> MediaProbe:
+    """Reads the session's figures when a timeline is asked for (never per packet)."""
+
+    def probe() -> tuple[LegFigures, ...]:
+        return (_leg_figures(session.a), _leg_figures(session.b))
+
+    return probe
+
+
+def _leg_figures(media: LegMedia) -> LegFigures:
+    packets_in = bytes_in = packets_out = rtcp_in = auth = 0
+    first_in: list[float] = []
+    first_out: list[float] = []
+    dropped: dict[str, int] = {}
+    for endpoint in media.streams:
+        if endpoint is None:
+            continue
+        counters = endpoint.counters
+        packets_in += counters.packets_in
+        bytes_in += counters.bytes_in
+        packets_out += counters.packets_out
+        rtcp_in += counters.rtcp_in
+        if counters.first_in_at is not None:
+            first_in.append(counters.first_in_at)
+        if counters.first_out_at is not None:
+            first_out.append(counters.first_out_at)
+        for reason, count in counters.dropped.items():
+            dropped[reason.value] = dropped.get(reason.value, 0) + count
+    auth = dropped.get("srtp_auth", 0)
+    figures = LegFigures(
+        leg=media.name,
+        webrtc=media.webrtc,
+        packets_in=packets_in,
+        bytes_in=bytes_in,
+        packets_out=packets_out,
+        rtcp_in=rtcp_in,
+        first_in_at=min(first_in, default=None),
+        first_out_at=min(first_out, default=None),
+        srtp_auth_failures=auth,
+        dropped=tuple(sorted(dropped.items())),
+    )
+    if not media.transports:
+        return figures
+    transport = media.transports[0]
+    ice, dtls = transport.ice, transport.dtls
+    return replace(
+        figures,
+        ice_checks=sum(transport.stun_counts.values()),
+        ice_first_check_at=ice.first_check_at,
+        ice_nominated_at=ice.nominated_at,
+        dtls_state=dtls.state.value if dtls is not None else None,
+        dtls_role=dtls.role.value if dtls is not None else None,
+        dtls_started_at=dtls.started_at if dtls is not None else None,
+        dtls_completed_at=dtls.completed_at if dtls is not None else None,
+        dtls_failure=dtls.failure if dtls is not None else None,
+        dtls_fingerprint_mismatch=dtls.fingerprint_mismatch if dtls is not None else False,
+        dtls_cipher=dtls.cipher if dtls is not None else None,
+        srtp_profile=(dtls.srtp_profile.name if dtls is not None and dtls.srtp_profile else None),
+    )
 
 
 def _telephone_event(codecs: tuple[Codec, ...]) -> Codec | None:
@@ -457,3 +672,19 @@ def _path(endpoint: BrowserStream | PlainStream) -> str:
 
 def _rtcp_path(path: str) -> str:
     return path.replace("srtp", "srtcp").replace("rtp", "rtcp")
+
+
+def _keying(profile: LegProfile | None) -> str:
+    """How a leg's media is protected, as in the conversion path: dtls-srtp, sdes-srtp, rtp."""
+    if profile is LegProfile.WEBRTC:
+        return "dtls-srtp"
+    if profile in (LegProfile.RTP_SAVP, LegProfile.RTP_SAVPF):
+        return "sdes-srtp"
+    return "rtp" if profile is not None else "none"
+
+
+def _leg_path(media: LegMedia, leg: Leg) -> str:
+    """One side of a call's conversion path: ``wss dtls-srtp opus``."""
+    codecs = next(iter(media.negotiated or media.offered), ())
+    codec = next((c.name.lower() for c in codecs if not c.is_telephone_event), "none")
+    return f"{leg.peer.transport.value.lower()} {_keying(media.profile)} {codec}"

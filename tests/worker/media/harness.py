@@ -49,6 +49,7 @@ from rtcgw.rules.engine import decide
 from rtcgw.rules.facts import RequestFacts
 from rtcgw.sdp.model import parse_sdp
 from rtcgw.sdp.negotiation import RemoteStream, describe
+from rtcgw.sip.transport import Peer, Transport
 from rtcgw.worker.b2bua.seam import LegSide
 from rtcgw.worker.boot import WorkerBoot
 from rtcgw.worker.media.build import build_media
@@ -135,6 +136,7 @@ class FakeLeg:
     """What the seam reads of a B2BUA leg."""
 
     side: LegSide
+    peer: Peer = field(default_factory=lambda: Peer(Transport.UDP, LOOPBACK, 5060))
 
 
 @dataclass(eq=False)
