@@ -1,0 +1,1 @@
+"""End-to-end tests: the web phone in headless Chromium against ``rtcgw run``."""
