@@ -37,15 +37,15 @@ _CHROMIUM_ARGS = (
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
     "--ignore-certificate-errors",
-    # Host candidates on 127.0.0.1, where the gateway's media listens in the tests
-    # (Chromium leaves loopback interfaces out of ICE otherwise).
-    "--allow-loopback-in-peer-connection",
     # The remote audio element plays without a click, so that the received audio is
     # rendered and counted in totalAudioEnergy.
     "--autoplay-policy=no-user-gesture-required",
     "--no-sandbox",
     "--disable-gpu",
 )
+#: Host candidates on 127.0.0.1, where the gateway's media listens in most tests (Chromium
+#: leaves loopback interfaces out of ICE otherwise, as a browser a person uses does).
+_LOOPBACK_ARG = "--allow-loopback-in-peer-connection"
 
 #: Installed in the page before a call: ``window.rtcgwProbe`` records when the call was
 #: answered (the session's "accepted") and when getStats first showed inbound audio
@@ -123,14 +123,20 @@ class PhoneDriver:
 
     @classmethod
     @asynccontextmanager
-    async def start(cls) -> AsyncIterator[PhoneDriver]:
-        """Start the program and yield its handle once Chromium runs.
+    async def start(cls, *, loopback_candidates: bool = True) -> AsyncIterator[PhoneDriver]:
+        """Start the program and yield its handle once Chromium runs (offering loopback
+        host candidates unless ``loopback_candidates`` is False, as a browser by default).
 
         When the block ends the program's standard input is closed (it closes the browser
         and exits); if it is still running 10 s later it is killed by its PID.
         """
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "tests.e2e.phone_driver"],
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e.phone_driver",
+                *([_LOOPBACK_ARG] if loopback_candidates else []),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=REPO_ROOT,
@@ -262,7 +268,9 @@ def main() -> int:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=list(_CHROMIUM_ARGS)
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*_CHROMIUM_ARGS, *(a for a in sys.argv[1:] if a == _LOOPBACK_ARG)],
         )
         context = browser.new_context(ignore_https_errors=True, permissions=["microphone"])
         page = context.new_page()

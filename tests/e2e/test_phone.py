@@ -56,10 +56,12 @@ async def phone_on_gateway(
         yield gateway, phone
 
 
-async def register(phone: PhoneDriver, user: str = "alice") -> dict[str, Any]:
+async def register(
+    phone: PhoneDriver, user: str = "alice", password: str = "secret"
+) -> dict[str, Any]:
     """Fill in the account form, register, and wait until JsSIP is registered."""
     await phone.fill("#user", user)
-    await phone.fill("#password", "secret")
+    await phone.fill("#password", password)
     await phone.fill("#display-name", user.capitalize())
     await phone.click("#register")
     await phone.wait(_REGISTERED, timeout_s=15)
