@@ -20,6 +20,7 @@
     registrationState: "not registered",
     callState: "idle",
     direction: null,
+    held: false,
     lastError: null,
     stats: null,
     ua: null,
@@ -71,6 +72,7 @@
     $("reject").disabled = !incoming;
     $("hangup").disabled = idle || incoming;
     $("mute").disabled = !live;
+    $("hold").disabled = !live;
     for (const key of document.querySelectorAll("#keypad button[data-digit]")) {
       key.disabled = !live;
     }
@@ -233,6 +235,7 @@
     $("peer").textContent = peer ? `with ${peer.display_name || ""} <${peer.uri}>` : "";
     $("caller").textContent = peer ? `${peer.display_name || peer.uri.user} <${peer.uri}>` : "";
     setMuted(false);
+    setHeld(false);
     setCallState(phone.direction === "incoming" ? "ringing" : "calling");
 
     session.on("peerconnection", (e) => watchPeerConnection(e.peerconnection));
@@ -248,6 +251,9 @@
     session.on("getusermediafailed", (error) => microphoneError(error));
     session.on("muted", () => setMuted(true));
     session.on("unmuted", () => setMuted(false));
+    // Only our own hold changes the button: the other side's hold is theirs to undo.
+    session.on("hold", (e) => e.originator === "local" && setHeld(true));
+    session.on("unhold", (e) => e.originator === "local" && setHeld(false));
   }
 
   function onIceCandidate() {
@@ -451,6 +457,26 @@
     }
   }
 
+  function setHeld(held) {
+    phone.held = held;
+    const button = $("hold");
+    button.setAttribute("aria-pressed", held ? "true" : "false");
+    button.textContent = held ? "Resume" : "Hold";
+  }
+
+  function toggleHold() {
+    const session = phone.session;
+    if (!session) {
+      return;
+    }
+    // JsSIP re-INVITEs with a=sendonly to hold and a=sendrecv to resume.
+    if (session.isOnHold().local) {
+      session.unhold();
+    } else {
+      session.hold();
+    }
+  }
+
   function sendDigit(event) {
     const digit = event.target.getAttribute("data-digit");
     if (digit && phone.session) {
@@ -475,6 +501,7 @@
     $("reject").addEventListener("click", reject);
     $("hangup").addEventListener("click", hangup);
     $("mute").addEventListener("click", toggleMute);
+    $("hold").addEventListener("click", toggleHold);
     $("keypad").addEventListener("click", sendDigit);
     try {
       const response = await fetch("config.json", { cache: "no-store" });
