@@ -8,8 +8,7 @@ a=sendrecv to resume, and the PBX's echo is heard again after the resume.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import trio
@@ -19,7 +18,7 @@ from tests.e2e.phone_driver import PROBE_SCRIPT
 from tests.e2e.test_phone import media_flowed, phone_on_gateway, register, report_delay
 from tests.integration.rtp_peer import RtpPeer
 from tests.integration.sipp import finish, free_udp_port, start_scenario
-from tests.integration.test_media_dtmf import TELEPHONE_EVENT, Uas, pbx, wait_until_true
+from tests.integration.test_media_dtmf import TELEPHONE_EVENT, Uas, pbx, serving, wait_until_true
 
 
 async def test_f_keypad_digits_reach_the_pbx_as_rfc_4733(tmp_path: Path) -> None:
@@ -106,19 +105,9 @@ class HoldingUas(Uas):
                 await self._respond(message, 200, source)
 
 
-@asynccontextmanager
-async def holding_pbx(port: int, phone: RtpPeer) -> AsyncIterator[HoldingUas]:
+def holding_pbx(port: int, phone: RtpPeer) -> AbstractAsyncContextManager[HoldingUas]:
     """The re-INVITE answering UAS on ``port`` (loopback), serving until the block ends."""
-    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-    with sock:
-        await sock.bind(("127.0.0.1", port))
-        uas = HoldingUas(sock, phone)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(uas.serve)
-            try:
-                yield uas
-            finally:
-                nursery.cancel_scope.cancel()
+    return serving(HoldingUas, port, phone)
 
 
 _RECEIVED = "() => window.rtcgwPhone.stats ? window.rtcgwPhone.stats.packetsReceived : 0"

@@ -10,9 +10,10 @@ The gateway runs the handbook's configuration.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
@@ -89,13 +90,21 @@ class Uas:
         return [r.method for r in self.requests]
 
 
-@asynccontextmanager
-async def pbx(port: int, phone: RtpPeer) -> AsyncIterator[Uas]:
+U = TypeVar("U", bound=Uas)
+
+
+def pbx(port: int, phone: RtpPeer) -> AbstractAsyncContextManager[Uas]:
     """The UAS on ``port`` (loopback), serving until the block ends."""
+    return serving(Uas, port, phone)
+
+
+@asynccontextmanager
+async def serving(kind: type[U], port: int, phone: RtpPeer) -> AsyncIterator[U]:
+    """A UAS of ``kind`` on ``port`` (loopback), serving until the block ends."""
     sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     with sock:
         await sock.bind(("127.0.0.1", port))
-        uas = Uas(sock, phone)
+        uas = kind(sock, phone)
         async with trio.open_nursery() as nursery:
             await nursery.start(uas.serve)
             try:
