@@ -526,18 +526,16 @@ class PlainStream:
         if self.peer is not None:
             self.peer.send_rtcp(data, now)
 
-    def send_rtp(self, packet: bytes, now: float) -> None:
-        """Send a relayed RTP packet to the SIP peer, through the tap if there is one."""
+    def send_rtp(self, packet: bytes, now: float, *, own: bool = False) -> None:
+        """Send an RTP packet to the SIP peer (mapped payload type, SDES if keyed): a
+        relayed one through the tap if there is one, one of ours (``own``) directly."""
         tap = self.tap
-        if tap is not None:
+        if tap is not None and not own:
             tapped = tap.outgoing(packet, now)
             if tapped is None:
                 self.counters.drop(Drop.REPLACED_BY_DTMF)
                 return
-            self.send_own_rtp(tapped, now)
-            return
-        # Without a tap, send_own_rtp's body inline: this is every relayed packet's last
-        # step toward the SIP side, and the call would be one more frame per packet.
+            packet = tapped
         destination = self.remote_rtp
         counters = self.counters
         if destination is None:
@@ -563,30 +561,8 @@ class PlainStream:
             counters.first_out_at = now
 
     def send_own_rtp(self, packet: bytes, now: float) -> None:
-        """Send a plain RTP packet to the SIP peer (mapped payload type, SDES if keyed)."""
-        destination = self.remote_rtp
-        counters = self.counters
-        if destination is None:
-            counters.drop(Drop.NOT_READY)
-            return
-        if self.payload_type_map:
-            packet = self._map_payload_type(packet)
-        srtp = self.srtp
-        if srtp is not None:
-            try:
-                packet = srtp.protect(packet)
-            except SrtpError:
-                counters.drop(Drop.MALFORMED)
-                return
-        try:
-            self.rtp_sock.sendto(packet, destination)
-        except OSError:
-            counters.drop(Drop.SEND_FAILED)
-            return
-        counters.packets_out += 1
-        counters.bytes_out += len(packet)
-        if counters.first_out_at is None:
-            counters.first_out_at = now
+        """Send an RTP packet we made (DTMF events) to the SIP peer, past the tap."""
+        self.send_rtp(packet, now, own=True)
 
     def _map_payload_type(self, packet: bytes) -> bytes:
         """The packet with our payload type replaced by the one this peer negotiated."""
