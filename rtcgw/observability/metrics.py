@@ -340,6 +340,7 @@ for _media_drop in (
     "malformed",
     "not_ready",
     "no_stream",
+    "no_session",
     "send_failed",
 ):
     MEDIA_DROPPED.labels(_media_drop)

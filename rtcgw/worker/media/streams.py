@@ -70,6 +70,7 @@ class Drop(enum.Enum):
     MALFORMED = "malformed"  #: not a packet of any protocol we carry here
     NOT_READY = "not_ready"  #: no keys or no selected address yet toward that peer
     NO_STREAM = "no_stream"  #: no stream of the call takes it (rejected m-line, unknown SSRC/PT)
+    NO_SESSION = "no_session"  #: the stream has no other leg to relay to (not answered, closing)
     SEND_FAILED = "send_failed"  #: the socket refused it (buffer full, no route)
     REPLACED_BY_DTMF = "replaced_by_dtmf"  #: audio held back while RFC 4733 digits are sent
 
@@ -292,7 +293,7 @@ class BrowserTransport:
                 counters.first_in_at = now
             peer = stream.peer
             if peer is None:
-                counters.drop(Drop.NO_STREAM)
+                counters.drop(Drop.NO_SESSION)
                 return
             peer.send_rtp(packet, now)
             return
@@ -361,7 +362,7 @@ class BrowserTransport:
             counters.first_in_at = now
         peer = stream.peer
         if peer is None:
-            counters.drop(Drop.NO_STREAM)
+            counters.drop(Drop.NO_SESSION)
             return
         peer.send_rtp(packet, now)
 
@@ -497,7 +498,7 @@ class PlainStream:
             tap.incoming(data, now)
         peer = self.peer
         if peer is None:
-            counters.drop(Drop.NO_STREAM)
+            counters.drop(Drop.NO_SESSION)
             return
         peer.send_rtp(data, now)
 

@@ -136,7 +136,7 @@ def test_unknown_payload_type_in_a_bundle_is_no_stream(call: Call) -> None:
     call.from_browser(_rtp(1, 0x4444, payload_type=96))
     assert call.stream.counters.dropped == {Drop.NO_STREAM: 1}
     assert second.counters.packets_in == 1
-    assert second.counters.dropped == {Drop.NO_STREAM: 1}  # it has no peer
+    assert second.counters.dropped == {Drop.NO_SESSION: 1}  # it has no peer
 
 
 def test_srtp_from_another_address_takes_the_checked_path(call: Call) -> None:
