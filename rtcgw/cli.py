@@ -129,6 +129,7 @@ def _run_options(args: argparse.Namespace, *, absolute_files: bool = False) -> R
         advertised_ip=args.advertised_ip,
         max_message_bytes=args.max_message_bytes,
         metrics=args.metrics,
+        web=args.web,
     )
 
 
@@ -413,6 +414,11 @@ def _add_gateway_options(parser: argparse.ArgumentParser, *, pbx_required: bool 
         "--metrics",
         metavar="ADDR:PORT",
         help="HTTP listener for /metrics and /healthz (default 127.0.0.1:9464; [http] listen)",
+    )
+    parser.add_argument(
+        "--web",
+        metavar="ADDR:PORT",
+        help="serve the web phone over HTTPS here ([web] listen; default: no phone)",
     )
 
 

@@ -148,8 +148,11 @@ def test_config_with_certificate_passes_check_config(tmp_path: Path) -> None:
         "2",
         "--metrics",
         "127.0.0.1:9465",
+        "--web",
+        "0.0.0.0:8444",
     )
     assert result.returncode == 0, result.stderr
+    assert "\n[web]\nlisten = " in result.stdout
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     written = elsewhere / "rtcgw.toml"
@@ -161,6 +164,10 @@ def test_config_with_certificate_passes_check_config(tmp_path: Path) -> None:
     assert wss.tls_certificate == made.certificate
     assert config.gateway.workers == 2
     assert [str(a) for a in config.media[0].advertised_addresses] == ["203.0.113.10"]
+    # The phone's HTTPS server takes the wss certificate, as the loader fills it in.
+    assert config.web is not None
+    assert str(config.web.listen) == "0.0.0.0:8444"
+    assert config.web.tls_certificate == made.certificate
 
 
 def test_run_with_one_bad_rule_starts_nothing(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ Without a file (or with a file that declares none of them), the options give:
   ``--ws``; both options give both;
 - SIP on udp and tcp at ``--sip`` (default 0.0.0.0:5060);
 - media on ``--media-ip`` (bind) advertising ``--advertised-ip``;
-- the HTTP listener (``/metrics``, ``/healthz``) on ``--metrics`` (``[http] listen``).
+- the HTTP listener (``/metrics``, ``/healthz``) on ``--metrics`` (``[http] listen``);
+- the web phone on ``--web`` (``[web] listen``; left out, no phone is served).
 
 A wss interface without a certificate gets ``--cert``/``--key``, or the ad-hoc
 self-signed pair that ``certificate`` (a callable, so nothing is generated unless needed)
@@ -48,6 +49,7 @@ class RunOptions:
     advertised_ip: str | None = None
     max_message_bytes: int | None = None
     metrics: str | None = None
+    web: str | None = None
 
     def overrides(self, certificate: Callable[[], tuple[Path, Path]]) -> Callable[[Tables], None]:
         """The edit to pass to ``load_config``; ``certificate`` makes an ad-hoc pair."""
@@ -67,6 +69,8 @@ class RunOptions:
             _table(raw, "pbx")["address"] = self.pbx
         if self.metrics is not None:
             _table(raw, "http")["listen"] = self.metrics
+        if self.web is not None:
+            _table(raw, "web")["listen"] = self.web
         interfaces = _table(raw, "interfaces")
         self._websockets(interfaces)
         self._sip(interfaces)
