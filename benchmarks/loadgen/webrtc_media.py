@@ -92,6 +92,8 @@ class MediaCall:
     srtp: SrtpSession | None = None
     ready: trio.Event = field(default_factory=trio.Event)
     ready_at: float | None = None
+    #: when the first probe came back (time.monotonic): the end of the post-pickup delay
+    first_rtp_at: float | None = None
     sending: bool = True
     counter: int = 0
     sent: list[int] = field(default_factory=lambda: [0] * _PHASES)
@@ -283,6 +285,8 @@ class MediaPump:
             call.misrouted += 1
             return
         call.received[phase] += 1
+        if call.first_rtp_at is None:
+            call.first_rtp_at = time.monotonic()
         if counter <= call.last_counter:
             call.out_of_order += 1
         else:
