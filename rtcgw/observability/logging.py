@@ -7,6 +7,44 @@ format. Event names are stable snake_case (``sip.transaction.timeout``) and cont
 which trio copies into each task (so concurrent calls never see each other's Call-ID).
 
 Sans-IO layers do not log: they return events, and the runtime logs them here.
+
+Every line a worker logs about a call carries three fields, so that one call's lines can
+be found and read across both legs:
+
+- ``worker``: the worker's index, bound for the whole worker process.
+- ``call_id``: the call's Call-ID, which is its caller's leg's (the A-leg's). A line about
+  the callee's leg names the call by that same Call-ID and gives the leg's own as
+  ``leg_call_id``. A Call-ID of no call the worker knows (a REGISTER, a stray message) is
+  logged as it is, with leg ``"b"`` when the gateway minted it and ``"a"`` otherwise.
+- ``leg``, one of ``LEGS`` (the B2BUA's ``Call.a``/``Call.b`` and the media legs' names):
+
+  - ``"a"``: the caller's leg: the dialog (or out-of-dialog transaction, such as a
+    REGISTER) with the peer whose request opened it, and in media lines its media. That
+    is the browser's leg when a browser calls and the SIP side's when the PBX calls.
+  - ``"b"``: the callee's leg: the dialog (or transaction) the gateway opened toward the
+    destination, with a Call-ID of the gateway's own.
+  - ``"call"``: the line is about the call (or out-of-dialog request) as a whole rather
+    than one of its legs: its start, answer and end, each rule decision, an SDP the
+    gateway would not convert, the conversion path and the media timeout.
+
+A call's lines, in the order they come:
+
+- ``b2bua.route_decided``: each rule decision (``realm``, the deciding ``rule``, ``outcome``
+  and the whole trace as ``rules``); ``b2bua.call_started`` (the INVITE was accepted and
+  sent on), ``b2bua.call_answered``, ``b2bua.call_ended`` (``reason``, ``status``);
+  ``b2bua.request_rejected`` and ``b2bua.message_dropped`` for what the B2BUA refused.
+- ``media.path``, once per call: the conversion path, ``wss dtls-srtp opus <-> udp rtp
+  pcmu``.
+- ``media.ice_first_check``, ``media.ice_nominated``, ``media.consent_lost``;
+  ``media.dtls_started`` (``role``), then ``media.dtls_connected`` (``role``, ``cipher``,
+  ``srtp_profile``, ``duration_ms``) or ``media.dtls_failed`` (``role``, ``reason``).
+- ``media.first_packet_out`` per leg, ``media.dropped`` (at most every 10 s per stream:
+  the packet path never logs), ``media.timeout``, and ``media.stream_closed`` with each
+  stream's counters when the call's media is released.
+
+The supervisor runs no call logic and has no worker: the few lines it logs about a call,
+``SUPERVISOR_CALL_EVENTS``, carry ``call_id`` where the message had one, and no ``leg``
+(``worker``, when present, is the worker the message was meant for).
 """
 
 from __future__ import annotations
@@ -20,7 +58,31 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["LogFormat", "bind_call", "configure_logging", "get_logger"]
+__all__ = [
+    "LEGS",
+    "LEG_A",
+    "LEG_B",
+    "LEG_CALL",
+    "SUPERVISOR_CALL_EVENTS",
+    "LogFormat",
+    "bind_call",
+    "configure_logging",
+    "get_logger",
+]
+
+#: The caller's leg (module docstring).
+LEG_A = "a"
+#: The callee's leg, opened by the gateway.
+LEG_B = "b"
+#: The call as a whole.
+LEG_CALL = "call"
+#: Every value a ``leg`` field takes.
+LEGS = frozenset({LEG_A, LEG_B, LEG_CALL})
+
+#: The supervisor's events that name a Call-ID: they have no ``leg`` (module docstring).
+SUPERVISOR_CALL_EVENTS = frozenset(
+    {"binding.changed", "binding.invalid", "register.rate_limited", "sip.dropped"}
+)
 
 
 class LogFormat(enum.Enum):

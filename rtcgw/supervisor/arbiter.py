@@ -63,7 +63,7 @@ from rtcgw.supervisor.control import (
     control_path,
     serve_control,
 )
-from rtcgw.supervisor.dispatch import Dispatcher
+from rtcgw.supervisor.dispatch import Dispatcher, find_call_id
 from rtcgw.supervisor.http import gateway_endpoints, serve_http
 from rtcgw.supervisor.ipc import (
     BindingChanged,
@@ -646,7 +646,15 @@ class Supervisor:
             return
         if not await self.workers[index].send(SipIn.from_peer(source, interface, data)):
             SIP_MESSAGES_DROPPED.labels(DropReason.WORKER_DOWN.value).inc()
-            log.warning("sip.dropped", reason="worker down", worker=index, source=source.host)
+            # Found again only here, on the rare drop: dispatching reads it without decoding.
+            call_id = (find_call_id(data) or b"").decode("utf-8", "replace")
+            log.warning(
+                "sip.dropped",
+                reason="worker down",
+                worker=index,
+                source=source.host,
+                call_id=call_id,
+            )
 
     async def _refuse_register(self, data: bytes, interface: str, source: Peer) -> None:
         """503 with Retry-After for a REGISTER over its source's flood limit (RFC 3261

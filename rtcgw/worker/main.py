@@ -21,7 +21,6 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import fields, is_dataclass
 from typing import Protocol, assert_never
 
 import structlog
@@ -71,6 +70,7 @@ from rtcgw.worker.b2bua import (
     RouteDecided,
 )
 from rtcgw.worker.boot import WorkerBoot
+from rtcgw.worker.log_fields import CallLegs, notice_event
 from rtcgw.worker.media.build import build_media
 from rtcgw.worker.media.events import DtmfReceived, MediaEvent, MediaTimedOut
 from rtcgw.worker.media.seam import MediaSeam
@@ -114,6 +114,8 @@ class WorkerRuntime:
         self._interfaces = {b.transport: b.interface for b in boot.listeners}
         # Each call's direction from its CallStarted, for the CallEnded metric's label.
         self._directions: dict[str, str] = {}
+        #: the call and leg of each Call-ID, for the log lines (rtcgw.worker.log_fields)
+        self._legs = CallLegs()
 
     async def run(self) -> None:
         """Serve until ``Stop`` or until the supervisor closes the channel.
@@ -208,7 +210,8 @@ class WorkerRuntime:
         try:
             binding = change.binding(now)
         except ValueError as exc:
-            log.warning("binding.invalid", worker=self.index, error=str(exc))
+            where = self._legs.fields(change.call_id)
+            log.warning("binding.invalid", worker=self.index, error=str(exc), **where)
             return
         cache = self.core.registrations
         if change.removed:
@@ -221,7 +224,9 @@ class WorkerRuntime:
         for notice in output.notices:
             if isinstance(notice, BindingReported):
                 await self._report(notice)
-            _log_notice(self.index, notice)
+            event, values = notice_event(notice, self._legs)
+            log.info(event, worker=self.index, **values)
+            self._legs.note(notice)
             self._count(notice)
             self._timeline_notice(notice)
         if output.notices:
@@ -348,7 +353,11 @@ class WorkerRuntime:
             try:
                 await sock.sendto(outgoing.data, (peer.host, peer.port))
             except OSError as exc:
-                log.info("sip.udp.send_failed", host=peer.host, port=peer.port, error=str(exc))
+                call_id = outgoing.message.get("Call-ID")
+                where = self._legs.fields(call_id) if call_id else {}
+                log.info(
+                    "sip.udp.send_failed", host=peer.host, port=peer.port, error=str(exc), **where
+                )
                 await self._emit(self.core.transport_failed(outgoing, trio.current_time()))
             return
         interface = self._interfaces.get(peer.transport, "")
@@ -396,29 +405,6 @@ def answer_query(
         body["error"] = f"answer of {len(data)} bytes is over the IPC limit"
         data = json.dumps(body, default=str).encode()
     return QueryReply(query.request_id, index, data)
-
-
-def _log_notice(worker: int, notice: object) -> None:
-    """Log a B2BUA notice as ``b2bua.<snake_case_name>`` with its fields."""
-    name = type(notice).__name__
-    event = "b2bua." + "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-    values: dict[str, object] = {}
-    if isinstance(notice, BindingReported):
-        binding = notice.binding
-        values = {
-            "call_id": binding.call_id,
-            "aor": binding.aor,
-            "contact": binding.contact,
-            "alias": binding.alias,
-            "connection_id": binding.connection_id,
-            "removed": notice.removed,
-            "reason": notice.reason,
-        }
-    elif is_dataclass(notice):
-        for f in fields(notice):
-            value = getattr(notice, f.name)
-            values[f.name] = value.value if hasattr(value, "value") else value
-    log.info(event, worker=worker, **values)
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ from rtcgw.worker.b2bua.events import (
     RegisterOutcome,
     RequestRejected,
     RouteDecided,
+    RouteOutcome,
 )
 from rtcgw.worker.b2bua.seam import LegSide, PassThroughSdp, SdpSeam
 from rtcgw.worker.b2bua.settings import B2buaSettings, LocalAddress
@@ -64,6 +65,7 @@ __all__ = [
     "RegisterOutcome",
     "RequestRejected",
     "RouteDecided",
+    "RouteOutcome",
     "SdpSeam",
     "TimerConfig",
 ]

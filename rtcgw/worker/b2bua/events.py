@@ -28,6 +28,7 @@ __all__ = [
     "RegisterOutcome",
     "RequestRejected",
     "RouteDecided",
+    "RouteOutcome",
 ]
 
 
@@ -145,9 +146,24 @@ class RegisterHandled:
     outcome: RegisterOutcome
 
 
+class RouteOutcome(enum.Enum):
+    """What the rules made of an out-of-dialog request (a bounded label for logs)."""
+
+    ROUTED = "routed"  #: forwarded to the destination call agent
+    RETARGETED = "retargeted"  #: forwarded to a registered client's own contact
+    REPLIED = "replied"  #: a rule answered it (``reply``, or a retarget to a user offline)
+    FORBIDDEN = "forbidden"  #: no call agent holds the source address (403)
+    NOT_ROUTED = "not_routed"  #: no rule routed it (404)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteDecided:
-    """The rules decided an out-of-dialog request; ``rules`` says which and how."""
+    """The rules decided an out-of-dialog request; ``rules`` says which and how.
+
+    ``realm``, ``rule`` and ``outcome`` restate the same decision in fields a log search
+    can match: the source realm, the rule that settled the outcome ("rtc/a:to_pbx", None
+    when no rule did) and the outcome.
+    """
 
     call_id: str
     method: str
@@ -156,6 +172,9 @@ class RouteDecided:
     rules: str
     #: each matching rule as (realm, kind "a"/"c", rule name), for the rule-hit metric
     hits: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
+    realm: str | None = field(default=None, compare=False)
+    rule: str | None = field(default=None, compare=False)
+    outcome: RouteOutcome = field(default=RouteOutcome.NOT_ROUTED, compare=False)
 
 
 Notice = (

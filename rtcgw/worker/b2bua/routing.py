@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import final
 
-from rtcgw.config import CallAgent
+from rtcgw.config import CallAgent, Reply, RetargetFromCache, Route
 from rtcgw.registrations import Binding
 from rtcgw.rules import Decision, RequestFacts, decide
 from rtcgw.rules.facts import ruri_parts
@@ -36,7 +36,7 @@ from rtcgw.sip.events import ServerTransactionKey
 from rtcgw.sip.message import Request
 from rtcgw.sip.transport import Peer, Transport
 from rtcgw.sip.uri import SipUri, Uri, parse_uri
-from rtcgw.worker.b2bua.events import RouteDecided
+from rtcgw.worker.b2bua.events import RouteDecided, RouteOutcome
 from rtcgw.worker.b2bua.seam import LegSide
 from rtcgw.worker.b2bua.settings import B2buaSettings
 from rtcgw.worker.b2bua.state import Engine
@@ -95,9 +95,32 @@ def decide_request(engine: Engine, request: Request, source: Peer) -> Decision:
             _name(decision.destination_agent),
             decision.reason(),
             tuple((hit.realm, hit.kind.value, hit.rule) for hit in decision.trace),
+            realm=decision.source_realm,
+            rule=_deciding_rule(decision),
+            outcome=_outcome(decision),
         )
     )
     return decision
+
+
+def _outcome(decision: Decision) -> RouteOutcome:
+    if decision.source_agent is None:
+        return RouteOutcome.FORBIDDEN
+    if decision.reply is not None:
+        return RouteOutcome.REPLIED
+    if decision.destination_agent is None:
+        return RouteOutcome.NOT_ROUTED
+    return RouteOutcome.RETARGETED if decision.retarget else RouteOutcome.ROUTED
+
+
+def _deciding_rule(decision: Decision) -> str | None:
+    """The rule that settled the outcome, as ``realm/kind:name``: the one that replied
+    (evaluation stops there), else the last that routed or retargeted; None if none did."""
+    settles = (Reply, RetargetFromCache, Route)
+    for hit in reversed(decision.trace):
+        if hit.offline or any(isinstance(action, settles) for action in hit.actions):
+            return f"{hit.realm}/{hit.kind.value}:{hit.rule}"
+    return None
 
 
 def route(

@@ -11,7 +11,7 @@ digits reported (``on_digit``); the packets are relayed to the other leg either 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import final
 
 from rtcgw.media.dtmf import DtmfDigit, TelephoneEventReceiver, TelephoneEventSender
@@ -34,15 +34,18 @@ class StreamDtmf:
         clock_rate: int,
         *,
         on_digit: Callable[[DtmfDigit], None] | None = None,
+        log_context: Mapping[str, object] | None = None,
     ) -> None:
         """Convert on ``stream`` with the telephone-event ``payload_type`` (ours, before
-        the stream maps it to the peer's) at ``clock_rate``.
+        the stream maps it to the peer's) at ``clock_rate``; ``log_context`` (the call
+        and leg) names the call if one of its timers fails.
 
         Raises:
             LocalMediaError: a payload type or clock rate out of range.
         """
         self._relay = relay
         self._stream = stream
+        self._log_context = log_context
         self.sender = TelephoneEventSender(
             payload_type,
             clock_rate,
@@ -109,7 +112,7 @@ class StreamDtmf:
         if self._armed_at is not None and self._armed_at <= deadline:
             return
         self._armed_at = deadline
-        self._relay.call_at(deadline, self._fire)
+        self._relay.call_at(deadline, self._fire, log_context=self._log_context)
 
     def _fire(self, now: float) -> None:
         self._armed_at = None

@@ -16,7 +16,9 @@ round replaces one failing read per socket, and a busy socket still cannot starv
 
 Handlers are plain callables ``(data, source, now) -> None`` that send with ``sendto`` on
 non-blocking sockets themselves; they must never raise (a relay that dies takes every call
-of the worker with it), so one that does is logged and its packet dropped.
+of the worker with it), so one that does is logged and its packet dropped. A socket or a
+timer may be given the call and leg it serves (``log_context``), which only such a line
+reads: the hot path never looks at it.
 
 Timers (DTLS retransmissions, consent and media-timeout checks) are a heap of deadlines;
 a cancelled timer simply finds its owner closed when it fires.
@@ -29,7 +31,8 @@ import itertools
 import math
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import final
 
 import trio
@@ -49,6 +52,8 @@ TimerCallback = Callable[[float], None]
 
 log = get_logger()
 
+_NO_CONTEXT: Mapping[str, object] = MappingProxyType({})
+
 
 @final
 class MediaRelay:
@@ -57,7 +62,9 @@ class MediaRelay:
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._sockets: dict[int, tuple[socket.socket, DatagramHandler, bool]] = {}
-        self._timers: list[tuple[float, int, TimerCallback]] = []
+        # Kept apart from the sockets' entries so that draining unpacks no more than it uses.
+        self._contexts: dict[int, Mapping[str, object]] = {}
+        self._timers: list[tuple[float, int, TimerCallback, Mapping[str, object]]] = []
         self._sequence = itertools.count()
         # The scope of the current wait, so that a timer added from another task (the
         # B2BUA's, through the SDP seam) can pull the wake-up earlier.
@@ -69,11 +76,22 @@ class MediaRelay:
         """How many sockets are registered."""
         return len(self._sockets)
 
-    def register(self, sock: socket.socket, handler: DatagramHandler) -> None:
-        """Drain ``sock`` into ``handler`` from now on (the socket must be non-blocking)."""
+    def register(
+        self,
+        sock: socket.socket,
+        handler: DatagramHandler,
+        *,
+        log_context: Mapping[str, object] | None = None,
+    ) -> None:
+        """Drain ``sock`` into ``handler`` from now on (the socket must be non-blocking);
+        ``log_context`` (``call_id``, ``leg``) goes on the line of a handler that fails."""
         fd = sock.fileno()
         # IPv6 recvfrom gives (host, port, flowinfo, scope_id): handlers see (host, port).
         self._sockets[fd] = (sock, handler, sock.family == socket.AF_INET6)
+        if log_context:
+            self._contexts[fd] = log_context
+        else:
+            self._contexts.pop(fd, None)  # a closed socket's number, given again
         self._epoll.register(fd, select.EPOLLIN)
 
     def unregister(self, sock: socket.socket) -> None:
@@ -81,11 +99,20 @@ class MediaRelay:
         fd = sock.fileno()
         if fd >= 0 and self._sockets.pop(fd, None) is not None:
             self._epoll.unregister(fd)
+        self._contexts.pop(fd, None)
         sock.close()
 
-    def call_at(self, deadline: float, callback: TimerCallback) -> None:
-        """Run ``callback(now)`` once at ``deadline`` (trio clock)."""
-        heapq.heappush(self._timers, (deadline, next(self._sequence), callback))
+    def call_at(
+        self,
+        deadline: float,
+        callback: TimerCallback,
+        *,
+        log_context: Mapping[str, object] | None = None,
+    ) -> None:
+        """Run ``callback(now)`` once at ``deadline`` (trio clock); ``log_context`` goes on
+        the line of a callback that fails."""
+        entry = (deadline, next(self._sequence), callback, log_context or _NO_CONTEXT)
+        heapq.heappush(self._timers, entry)
         if self._wait is not None and deadline < self._wait.deadline:
             self._wait.deadline = deadline
 
@@ -106,17 +133,18 @@ class MediaRelay:
             for sock, _, _ in list(self._sockets.values()):
                 sock.close()
             self._sockets.clear()
+            self._contexts.clear()
             self._epoll.close()
 
     def _fire_timers(self, now: float) -> None:
         timers = self._timers
         while timers and timers[0][0] <= now:
-            _, _, callback = heapq.heappop(timers)
+            _, _, callback, context = heapq.heappop(timers)
             try:
                 callback(now)
             except Exception:  # a timer's bug must not stop the relay
                 self.handler_errors += 1
-                log.exception("media.timer_failed")
+                log.exception("media.timer_failed", **context)
 
     def _drain(self, now: float) -> None:
         sockets = self._sockets
@@ -144,7 +172,8 @@ class MediaRelay:
                     handler(data, source, now)
                 except Exception:  # see the module docstring: drop, log, go on
                     self.handler_errors += 1
-                    log.exception("media.handler_failed", port=_port_of(sock))
+                    context = self._contexts.get(fd, _NO_CONTEXT)
+                    log.exception("media.handler_failed", port=_port_of(sock), **context)
             # Later rounds see packets that arrived during this one: keep their time true.
             now = trio.current_time()
 

@@ -33,7 +33,7 @@ from rtcgw.config import GatewayConfig
 from rtcgw.media.dtls import DtlsState
 from rtcgw.media.dtmf import DTMF_EVENTS, DtmfDigit
 from rtcgw.observability import metrics
-from rtcgw.observability.logging import get_logger
+from rtcgw.observability.logging import LEG_CALL, get_logger
 from rtcgw.sdp.codecs import Codec
 from rtcgw.sdp.writer import LegProfile
 from rtcgw.worker.b2bua.seam import LegSide
@@ -67,6 +67,7 @@ class _Milestones:
     """What was already logged and observed for a call (each once)."""
 
     answered_at: float
+    path_logged: bool = False
     done: set[str] = field(default_factory=set)
     drops_logged_at: dict[str, float] = field(default_factory=dict)
 
@@ -118,13 +119,7 @@ class MediaSeam:
             return sdp
         answer = session.remote_answer(self._media_leg(session, call, call.other(leg)), sdp)
         self._timeline_answer(session)
-        if call.call_id not in self._milestones:
-            self._milestones[call.call_id] = _Milestones(self._endpoint.clock())
-            log.info(
-                "media.path",
-                call_id=call.call_id,
-                path=f"{_leg_path(session.a, call.a)} <-> {_leg_path(session.b, call.b)}",
-            )
+        self._answered(session, call)
         self._start_ticking(session)
         self._wire_dtmf(session, call)
         return answer
@@ -169,6 +164,7 @@ class MediaSeam:
             return
         session.learn_answer(self._media_leg(session, call, leg), sdp)
         self._timeline_answer(session)
+        self._answered(session, call)
         self._start_ticking(session)
         self._wire_dtmf(session, call)
 
@@ -186,7 +182,9 @@ class MediaSeam:
                     del self._retained[call.call_id]
                     self._close(session)
 
-            self._endpoint.relay.call_at(now + RETRY_GRACE_S, expire)
+            self._endpoint.relay.call_at(
+                now + RETRY_GRACE_S, expire, log_context=_call_context(call.call_id)
+            )
             return
         self._close(session)
 
@@ -236,7 +234,11 @@ class MediaSeam:
                     tap.configure(event.payload_type, event.clock_rate)
                 else:
                     tap = StreamDtmf(
-                        self._endpoint.relay, endpoint, event.payload_type, event.clock_rate
+                        self._endpoint.relay,
+                        endpoint,
+                        event.payload_type,
+                        event.clock_rate,
+                        log_context={"call_id": session.call_id, "leg": leg.name},
                     )
                     endpoint.tap = tap
                 tap.on_digit = self._digit_reporter(session, leg.name) if report else None
@@ -300,6 +302,24 @@ class MediaSeam:
     def _media_leg(session: MediaSession, call: Call, leg: Leg) -> LegMedia:
         return session.a if leg is call.a else session.b
 
+    def _answered(self, session: MediaSession, call: Call) -> None:
+        """Start the call's milestones at its first answer; log its conversion path once,
+        when both legs' media are known (after the second answer of a late offer)."""
+        milestones = self._milestones.get(call.call_id)
+        if milestones is None:
+            milestones = self._milestones[call.call_id] = _Milestones(self._endpoint.clock())
+        if milestones.path_logged or not all(
+            media.profile is not None and media.negotiated for media in (session.a, session.b)
+        ):
+            return
+        milestones.path_logged = True
+        log.info(
+            "media.path",
+            call_id=call.call_id,
+            leg=LEG_CALL,
+            path=f"{_leg_path(session.a, call.a)} <-> {_leg_path(session.b, call.b)}",
+        )
+
     def _timeline_answer(self, session: MediaSession) -> None:
         """Record an answer with each leg's side of the conversion path."""
         if self.timelines is not None:
@@ -312,6 +332,7 @@ class MediaSeam:
             )
 
     def _close(self, session: MediaSession) -> None:
+        self._milestone(session)
         for leg in (session.a, session.b):
             for endpoint in leg.streams:
                 if isinstance(endpoint, PlainStream) and isinstance(endpoint.tap, StreamDtmf):
@@ -322,7 +343,6 @@ class MediaSeam:
                     transport.dtls_changed = False
                     self._report_dtls(session, leg, transport)
         self._flush(session)
-        self._milestone(session)
         self._log_figures(session)
         probe = self._probes.pop(id(session), None)
         if probe is not None and self.timelines is not None:
@@ -339,24 +359,33 @@ class MediaSeam:
         if session.ticking:
             return
         session.ticking = True
-        self._endpoint.relay.call_at(self._endpoint.clock() + TICK_S, self._tick_of(session))
+        self._endpoint.relay.call_at(
+            self._endpoint.clock() + TICK_S,
+            self._tick_of(session),
+            log_context=_call_context(session.call_id),
+        )
 
     def _tick_of(self, session: MediaSession) -> Callable[[float], None]:
+        context = _call_context(session.call_id)
+
         def tick(now: float) -> None:
             if session.closed:
                 return
+            # Milestones first, so that a call's log reads in order: ICE, DTLS start,
+            # then the DTLS result that the transports report.
+            self._milestone(session)
             self._check_transports(session, now)
             self._flush(session)
-            self._milestone(session)
             if self._media_timeout_s and now - session.last_activity() >= self._media_timeout_s:
                 log.info(
                     "media.timeout",
                     call_id=session.call_id,
+                    leg=LEG_CALL,
                     idle_s=round(now - session.last_activity(), 1),
                 )
                 self._on_event(MediaTimedOut(session.call_id))
                 return
-            self._endpoint.relay.call_at(now + TICK_S, tick)
+            self._endpoint.relay.call_at(now + TICK_S, tick, log_context=context)
 
         return tick
 
@@ -544,6 +573,11 @@ class MediaSeam:
                 rtcp_out=counters.rtcp_out,
                 dropped=dropped,
             )
+
+
+def _call_context(call_id: str) -> dict[str, object]:
+    """The call on the relay's line for a timer of the whole call that fails."""
+    return {"call_id": call_id, "leg": LEG_CALL}
 
 
 def _native_profile(side: LegSide, policy: LegPolicy) -> LegProfile:

@@ -411,9 +411,9 @@ class MediaSession:
         for transport in leg.transports:
             if transport.dtls is None:
                 transport.start_dtls(DtlsEndpoint(leg.site.dtls, role, pairs), now)
-                self._schedule_dtls(transport)
+                self._schedule_dtls(leg, transport)
 
-    def _schedule_dtls(self, transport: BrowserTransport) -> None:
+    def _schedule_dtls(self, leg: LegMedia, transport: BrowserTransport) -> None:
         deadline = transport.next_deadline()
         if deadline is None:
             return
@@ -422,9 +422,13 @@ class MediaSession:
             if self.closed:
                 return
             transport.handle_timeout(now)
-            self._schedule_dtls(transport)
+            self._schedule_dtls(leg, transport)
 
-        self._endpoint.relay.call_at(deadline, fire)
+        self._endpoint.relay.call_at(deadline, fire, log_context=self._log_context(leg))
+
+    def _log_context(self, leg: LegMedia) -> dict[str, object]:
+        """The call and leg on the relay's line for a socket or timer of ``leg`` that fails."""
+        return {"call_id": self.call_id, "leg": leg.name}
 
     def _ensure_endpoints(self, leg: LegMedia, usable: list[bool], *, offering: bool) -> None:
         """Make the sockets of ``leg`` for every usable m-line; keep existing ones."""
@@ -451,8 +455,9 @@ class MediaSession:
                 rtp, rtcp = leg.site.pool.open_pair()
                 plain = PlainStream(rtp, rtcp, index)
                 plain.latching = leg.policy.latching
-                relay.register(rtp, plain.rtp_datagram)
-                relay.register(rtcp, plain.rtcp_datagram)
+                context = self._log_context(leg)
+                relay.register(rtp, plain.rtp_datagram, log_context=context)
+                relay.register(rtcp, plain.rtcp_datagram, log_context=context)
                 leg.streams[index] = plain
                 made_plain = True
         if made_plain and leg.remote is not None:
@@ -478,7 +483,7 @@ class MediaSession:
             remote = IceCredentials(*credentials) if credentials else None
         sock = leg.site.pool.open_one()
         transport = BrowserTransport(sock, IceLiteAgent(leg.ice, remote))
-        self._endpoint.relay.register(sock, transport.datagram)
+        self._endpoint.relay.register(sock, transport.datagram, log_context=self._log_context(leg))
         leg.transports.append(transport)
         if leg.remote is not None and leg.setup not in (None, Setup.ACTPASS):
             self._start_dtls(leg, leg.remote)
