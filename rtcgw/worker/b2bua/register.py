@@ -109,7 +109,8 @@ def on_register(engine: Engine, key: ServerTransactionKey, request: Request, sou
         _refuse(engine, key, request, 483)
         return
     target = route(engine, key, request, source)
-    if target is None:
+    if target is None:  # the rules answered it (reply, no route): a refusal all the same
+        engine.notice(RegisterHandled(request.call_id, RegisterOutcome.REJECTED))
         return
     if not target.decision.register_caching:
         _refuse(engine, key, request, 403, "Registration Not Cached Here")

@@ -395,23 +395,31 @@ def test_register_from_the_sip_side_is_not_routed() -> None:
     request = pbx_request("REGISTER", uri=f"sip:{GW_SIP.host}", call_id="pbx-reg")
     sent = gw.from_pbx(request)
     assert sent.statuses_to(PBX) == [404]
-    assert sent.to(BROWSER) == [] and outcomes(gw) == []
+    # Refused all the same: a flood of REGISTERs from the SIP side shows in the metric.
+    assert sent.to(BROWSER) == [] and outcomes(gw) == [RegisterOutcome.REJECTED]
 
 
 def _config_without_caching() -> GatewayConfig:
     """The harness rules with REGISTER routed to the PBX but not cached (and so nothing
     to retarget calls from the PBX to)."""
+    return _config_with_register_actions(
+        '{ action = "route", destination = "pbx" }', "no-caching.toml"
+    )
+
+
+def _config_with_register_actions(actions: str, source: str) -> GatewayConfig:
+    """The harness rules with the browsers' REGISTER rule doing ``actions`` instead."""
     head, _, rest = CONFIG_TEXT.partition("[[realms.rtc.a_rules]]")
     _, _, tail = rest.partition("[[realms.rtc.a_rules]]")
     text = f"""{head}
 [[realms.rtc.a_rules]]
 name = "register_upstream"
 when = {{ method = "REGISTER" }}
-actions = [{{ action = "route", destination = "pbx" }}]
+actions = [{actions}]
 
 [[realms.rtc.a_rules]]{tail.partition("[[realms.pbx.a_rules]]")[0]}"""
     assert "register_caching" not in text and "retarget_from_cache" not in text
-    return load_config_text(text, source="no-caching.toml")
+    return load_config_text(text, source=source)
 
 
 def test_register_routed_without_caching_gets_403() -> None:
@@ -419,6 +427,14 @@ def test_register_routed_without_caching_gets_403() -> None:
     sent = gw.from_browser(register())
     [r403] = sent.responses_to(BROWSER)
     assert r403.status == 403
+    assert sent.to(PBX) == [] and outcomes(gw) == [RegisterOutcome.REJECTED]
+
+
+def test_register_refused_by_a_rule_is_counted_as_rejected() -> None:
+    actions = '{ action = "reply", code = 403, reason = "Not Here" }'
+    gw = Gateway(config=_config_with_register_actions(actions, "reply.toml"))
+    sent = gw.from_browser(register())
+    assert sent.statuses_to(BROWSER) == [403]
     assert sent.to(PBX) == [] and outcomes(gw) == [RegisterOutcome.REJECTED]
 
 
