@@ -12,9 +12,20 @@ from /proc:
 
 Calls are set up at ``--rate`` per second; the measuring window of ``--seconds`` opens when
 every call is up. Printed: calls set up and failed; per direction the packets sent,
-received and lost in the window; the round trip; the worker's CPU over the window and per
-relayed packet against the 7 us budget; the supervisor's, the generator's and the SIP
-side's CPU; and the machine. Nothing is asserted: this is a measurement, not a test.
+received and lost in the window; the round trip; per direction the one-way delay through
+the gateway (p50, p99, p99.9, max) and the tools' own floor under it; the worker's CPU over
+the window and per relayed packet against the 7 us budget; the supervisor's, the
+generator's and the SIP side's CPU; the gateway's RSS before the first call and with every
+call up, and its growth per call; and the machine. Nothing is asserted: this is a
+measurement, not a test.
+
+The one-way delay is measured on the clock every program of the run shares (one host): it
+is the gateway's added delay plus loopback delivery plus the time each tool took to get to
+the packet, so an upper bound of the added delay. The floor is the least of the tools'
+part: loopback plus one wake-up of the receiving tool, measured by each receiving tool
+sending itself a stamp just before its loop waits (``loadgen/delays.py``). The echo reports
+the browser -> SIP direction; the SIP -> browser figures come from the browser side's report
+(``MediaPump.delay_report``).
 """
 
 from __future__ import annotations
@@ -30,7 +41,15 @@ from typing import Any, Final
 import trio
 
 from benchmarks.loadgen.children import spawn
-from benchmarks.loadgen.figures import direction, format_text, metric_deltas, process_cpu
+from benchmarks.loadgen.figures import (
+    call_figures,
+    delays,
+    direction,
+    format_text,
+    metric_deltas,
+    process_cpu,
+    rss_figures,
+)
 from benchmarks.loadgen.gateway import (
     EXAMPLE_CERTIFICATE,
     handbook_config,
@@ -38,7 +57,7 @@ from benchmarks.loadgen.gateway import (
     scrape_metrics,
 )
 from benchmarks.loadgen.probe import Phase
-from benchmarks.loadgen.procstat import machine, udp_drops
+from benchmarks.loadgen.procstat import machine, rss_sample, udp_drops
 
 __all__ = ["Options", "main", "run_benchmark"]
 
@@ -83,11 +102,12 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
                 ready = await pbx.wait_for("ready")
             config = handbook_config(Path(directory), int(ready["sip_port"]))
             async with run_gateway(config, workers=options.workers) as gateway:
-                watch = {
+                processes = {
                     "supervisor": gateway.pid,
                     **{f"worker{i}": pid for i, pid in sorted(gateway.worker_pids.items())},
-                    "sip_side": pbx.pid,
                 }
+                watch = {**processes, "sip_side": pbx.pid}
+                rss_idle = rss_sample(processes)
                 host, port = gateway.address("WSS")
                 args = [
                     "--wss", f"{host}:{port}", "--cafile", str(EXAMPLE_CERTIFICATE),
@@ -103,6 +123,7 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
                     drops_before = {name: udp_drops(pid) for name, pid in pids.items()}
                     metrics_before = await scrape_metrics(metrics)
                     await browsers.wait_for("window_end")
+                    rss_loaded = rss_sample(processes)
                     # Both scrapes lag the relay by up to its one-second push: the delta
                     # spans the window, shifted, not stretched.
                     metrics_after = await scrape_metrics(metrics)
@@ -120,6 +141,7 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
                     gateway_streams={leg: dict(c) for leg, c in gateway.streams.items()},
                     gateway_problems=dict(gateway.problems),
                     metrics=metric_deltas(metrics_before, metrics_after, _METRIC_PREFIXES),
+                    rss=rss_figures(rss_idle, rss_loaded, up, _process_kind),
                     drops={
                         name: drops_after[name] - drops_before[name]
                         for name in drops_before
@@ -138,41 +160,39 @@ def _figures(
     gateway_problems: dict[str, int],
     metrics: dict[str, float],
     drops: dict[str, int],
+    rss: dict[str, Any],
 ) -> dict[str, Any]:
     window_s = float(report["seconds"])
-    outcomes: dict[str, int] = report["outcomes"]
-    up = outcomes.get("up", 0)
     to_sip = direction(report["sent"][_M], pbx_report["received"][_M])
     to_browser = direction(pbx_report["echoed"][_M], report["received"][_M])
     cpu = process_cpu(report["cpu_start"], report["cpu_end"], window_s)
     worker_cpu = [v["cpu_s"] for k, v in cpu.items() if k.startswith("worker")]
     worker_cpu_s = sum(v for v in worker_cpu if v is not None)
     relayed = to_sip["received"] + to_browser["received"]
+    us_per_packet = round(1e6 * worker_cpu_s / relayed, 2) if relayed else None
     return {
         "benchmark": "relay_g711",
         "machine": machine(),
         "workers": options.workers,
         "window_s": round(window_s, 3),
-        "calls": {
-            "requested": options.calls,
-            "up": up,
-            "failed": options.calls - up,
-            "failures": {k: v for k, v in outcomes.items() if k != "up"},
-            "setup_ms_p50": _round(report["setup_ms_p50"]),
-            "setup_ms_max": _round(report["setup_ms_max"]),
-        },
+        "calls": call_figures(options.calls, report),
         "browser_to_sip": to_sip,
         "sip_to_browser": to_browser,
         "rtt_ms": report["rtt_ms"],
+        "one_way_ms": delays(pbx_report, report, "one_way_ms"),
+        "floor_ms": delays(pbx_report, report, "floor_ms"),
         "relay": {
             "relayed_packets": relayed,
             "relayed_pps": relayed / window_s if window_s else 0.0,
             "worker_cpu_s": round(worker_cpu_s, 3),
             "worker_cpu_pct": round(100 * worker_cpu_s / window_s, 1) if window_s else None,
-            "worker_us_per_packet": round(1e6 * worker_cpu_s / relayed, 2) if relayed else None,
+            "worker_us_per_packet": us_per_packet,
+            # The key relay_rtpengine has too: the same figure, for side-by-side tables.
+            "us_per_packet": us_per_packet,
             "budget_us_per_packet": BUDGET_US_PER_PACKET,
         },
         "cpu": cpu,
+        **rss,
         "checks": {
             "out_of_order": report["out_of_order"],
             "misrouted": report["misrouted"],
@@ -198,8 +218,8 @@ def _figures(
     }
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+def _process_kind(name: str) -> str:
+    return "workers" if name.startswith("worker") else name
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,15 @@ and ignores ACK. Every RTP packet that reaches a call's port is sent back to whe
 from, so a gateway in front hears its own stream again.
 
 It must not be the bottleneck of what it measures, so there is no trio and no per-packet
-await: one ``epoll`` loop drains each ready socket in batches with plain non-blocking calls.
-RTP is counted by the probe phase in its payload (``probe.py``): received (the
-browser -> SIP direction) and echoed (the SIP -> browser direction).
+await: one ``epoll`` loop drains each ready socket in batches with plain non-blocking calls,
+reading into one buffer and sending from it. RTP is counted by the probe phase in its
+payload (``probe.py``): received (the browser -> SIP direction) and echoed (the
+SIP -> browser direction). For each probe of the measuring window the echo keeps the
+browser -> SIP one-way delay (its arrival time minus the probe's ``sent_ns``, one clock for
+all programs of a run), and it stamps every probe with its own send time (``echo_ns``) so
+the browser side can measure the way back. A ``SelfLoop`` sends the echo a stamp every
+20 ms just before the loop waits: the echo's floor (``delays.py``), kept while the probes
+it sees are of the measuring window.
 
 Standard input takes commands, one per line: ``report`` prints the counters as one JSON
 line ``{"event": "report", ...}`` and ends the program; end of input ends it too, and so
@@ -27,10 +33,13 @@ import select
 import socket
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Final
 
-from benchmarks.loadgen.probe import Phase
+from benchmarks.loadgen.delays import INTERVAL_S as FLOOR_INTERVAL_S
+from benchmarks.loadgen.delays import SelfLoop, delay_percentiles
+from benchmarks.loadgen.probe import HEADER_BYTES, Phase, stamp_echo
 from rtcgw.sip import Header, Request, Response, SipError, make_response, parse_message
 
 __all__ = ["EchoCounters", "PbxSide", "main"]
@@ -41,7 +50,9 @@ _MAX_DATAGRAM: Final = 4096
 _SOCKET_BUFFER_BYTES: Final = 1 << 20
 #: RTP header without CSRCs; the probe phase is the payload's first byte.
 _RTP_HEADER_BYTES: Final = 12
+_PROBE_END: Final = _RTP_HEADER_BYTES + HEADER_BYTES
 _PHASES: Final = len(Phase)
+_MEASURE: Final = int(Phase.MEASURE)
 
 
 @dataclass
@@ -54,6 +65,10 @@ class EchoCounters:
     send_failed: int = 0
     #: datagrams that were not a probe (too short, other payload)
     not_probes: int = 0
+    #: browser -> SIP one-way delays (microseconds) of measuring-window probes
+    one_way_us: array[int] = field(default_factory=lambda: array("q"))
+    #: the phase of the last probe seen: the floor is kept while it is MEASURE
+    phase: int = 0
 
 
 @dataclass
@@ -76,8 +91,12 @@ class PbxSide:
         self.calls_ended = 0
         self.sip_errors = 0
         self._echo_by_fd: dict[int, socket.socket] = {}
+        self._buffer = bytearray(_MAX_DATAGRAM)
+        self._view = memoryview(self._buffer)
         self._epoll = select.epoll()
         self._epoll.register(self.sip.fileno(), select.EPOLLIN)
+        self.floor = SelfLoop(host)
+        self._epoll.register(self.floor.fileno(), select.EPOLLIN)
 
     @staticmethod
     def _bind(host: str, port: int) -> socket.socket:
@@ -92,10 +111,15 @@ class PbxSide:
         """Serve until ``report`` or end of input on ``control_fd``, at most ``max_seconds``."""
         self._epoll.register(control_fd, select.EPOLLIN)
         control = b""
-        deadline = time.monotonic() + max_seconds
-        while (left := deadline - time.monotonic()) > 0:
-            for fd, _ in self._epoll.poll(min(left, 1.0)):
-                if fd == control_fd:
+        now = time.monotonic()
+        deadline = now + max_seconds
+        floor_fd = self.floor.fileno()
+        while (left := deadline - now) > 0:
+            self.floor.send_if_due(now)
+            for fd, _ in self._epoll.poll(min(left, FLOOR_INTERVAL_S)):
+                if fd == floor_fd:
+                    self.floor.drain(record=self.counters.phase == _MEASURE)
+                elif fd == control_fd:
                     chunk = os.read(control_fd, 4096)
                     if not chunk:
                         return
@@ -106,6 +130,7 @@ class PbxSide:
                     self._drain_sip()
                 else:
                     self._drain_echo(fd)
+            now = time.monotonic()
 
     def report(self) -> dict[str, object]:
         """The counters, as the ``report`` line carries them."""
@@ -115,6 +140,8 @@ class PbxSide:
             "echoed": self.counters.echoed,
             "send_failed": self.counters.send_failed,
             "not_probes": self.counters.not_probes,
+            "one_way_ms": {"browser_to_sip": delay_percentiles(self.counters.one_way_us)},
+            "floor_ms": {"browser_to_sip": delay_percentiles(self.floor.samples_us)},
             "calls_answered": self.calls_answered,
             "calls_ended": self.calls_ended,
             "sip_errors": self.sip_errors,
@@ -127,23 +154,32 @@ class PbxSide:
         if sock is None:
             return
         counters = self.counters
-        received, echoed = counters.received, counters.echoed
-        recvfrom, sendto = sock.recvfrom, sock.sendto
+        received, echoed, one_way_us = counters.received, counters.echoed, counters.one_way_us
+        buffer, view = self._buffer, self._view
+        recvfrom_into, sendto = sock.recvfrom_into, sock.sendto
+        monotonic_ns = time.monotonic_ns
         for _ in range(BATCH):
             try:
-                data, source = recvfrom(_MAX_DATAGRAM)
+                size, source = recvfrom_into(buffer)
             except BlockingIOError:
                 return
             except OSError:  # an ICMP error of an earlier send; nothing about this one
                 continue
             # Phase byte: payload's first byte after a CSRC-less header (the relay adds none).
-            phase = data[_RTP_HEADER_BYTES] if len(data) > _RTP_HEADER_BYTES else _PHASES
+            phase = buffer[_RTP_HEADER_BYTES] if size >= _PROBE_END else _PHASES
             if phase >= _PHASES:
                 counters.not_probes += 1
                 continue
+            # One clock read: the arrival time is also the echo's send time (a few hundred
+            # nanoseconds apart), which keeps the hot loop to one call of the clock.
+            now_ns = monotonic_ns()
+            sent_ns = stamp_echo(buffer, _RTP_HEADER_BYTES, now_ns)
             received[phase] += 1
+            counters.phase = phase
+            if phase == _MEASURE:
+                one_way_us.append((now_ns - sent_ns) // 1000)
             try:
-                sendto(data, source)
+                sendto(view[:size], source)
             except OSError:  # BlockingIOError included: the echo drops and says so
                 counters.send_failed += 1
                 continue
@@ -243,6 +279,7 @@ class PbxSide:
             call.echo.close()
         self.calls.clear()
         self.sip.close()
+        self.floor.close()
         self._epoll.close()
 
 

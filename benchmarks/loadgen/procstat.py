@@ -1,12 +1,13 @@
-"""CPU time of a process and a description of the machine, read from /proc (Linux only)."""
+"""CPU time and memory of a process and a description of the machine, from /proc (Linux only)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-__all__ = ["ProcessGone", "cpu_seconds", "machine", "udp_drops"]
+__all__ = ["ProcessGone", "cpu_seconds", "machine", "rss_kb", "rss_sample", "udp_drops"]
 
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 #: /proc/PID/stat fields after the command name: state is field 3; utime, stime are 14, 15.
@@ -31,6 +32,34 @@ def cpu_seconds(pid: int) -> float:
     fields = text[text.rindex(")") + 2 :].split()
     utime, stime = int(fields[_UTIME_AFTER_COMM]), int(fields[_UTIME_AFTER_COMM + 1])
     return (utime + stime) / _CLOCK_TICKS
+
+
+def rss_kb(pid: int) -> int:
+    """The resident set size of ``pid`` in kB: ``VmRSS`` of /proc/PID/status.
+
+    Raises:
+        ProcessGone: there is no such process, or it has no memory any more (a zombie).
+    """
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        raise ProcessGone(f"process {pid} has no /proc/{pid}/status") from None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            # "VmRSS:     12345 kB"
+            return int(line.split()[1])
+    raise ProcessGone(f"process {pid} has no VmRSS (it exited)")
+
+
+def rss_sample(pids: Mapping[str, int]) -> dict[str, int | None]:
+    """``rss_kb`` of each named process; None for one that is gone."""
+    sample: dict[str, int | None] = {}
+    for name, pid in pids.items():
+        try:
+            sample[name] = rss_kb(pid)
+        except ProcessGone:
+            sample[name] = None
+    return sample
 
 
 def machine() -> dict[str, object]:

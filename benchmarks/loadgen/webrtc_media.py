@@ -6,13 +6,21 @@ relay does: one task waits for readiness across all sockets (one level-triggered
 non-blocking calls. Calls are spread over ten tick slots, so each sends one packet every
 20 ms and the ten slots spread the load over each 20 ms period instead of one burst.
 
-Per call (``MediaCall``): Binding requests with USE-CANDIDATE and the gateway's credentials
-until one is answered, then the DTLS handshake as client (the gateway answered
-``a=setup:passive``), then SRTP with the exported keys. Once ready it sends 50 probes a
-second (``probe.py``), counts what comes back by phase, checks the order by the probe
-counter, notes misrouted probes (another call's index) and the round trip of each probe
-sent in the measuring window. A Binding request every 5 s keeps the gateway's consent
-(RFC 7675) fresh.
+Per call (``MediaCall``): Binding requests with USE-CANDIDATE and the relay's credentials
+until one is answered, then the DTLS handshake as client (the relay answered
+``a=setup:passive``), then SRTP with the exported keys. A relay running full ICE (rtpengine)
+sends its own checks too: they are answered as a browser does, with a Binding success
+response carrying XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY keyed with the call's own ice-pwd
+and FINGERPRINT (RFC 8445 section 7.3). Once ready it sends 50 probes a second
+(``probe.py``), counts what comes back by phase, checks the order by the probe counter,
+notes misrouted probes (another call's index) and, for each probe sent in the measuring
+window, the round trip and the SIP -> browser one-way delay (from the echo's stamp). A
+Binding request every 5 s keeps the relay's consent (RFC 7675) fresh.
+
+Each probe is stamped just before it is encrypted and sent (not once per tick), so the
+one-way figures do not include the time the pump spends on the calls before it in the same
+tick. A ``SelfLoop`` sends itself a stamp every 20 ms just before the pump waits: its own
+floor (``delays.py``).
 """
 
 from __future__ import annotations
@@ -30,12 +38,13 @@ from typing import Final
 import trio
 from aioice import stun as aioice_stun
 
+from benchmarks.loadgen.delays import SelfLoop, delay_percentiles
 from benchmarks.loadgen.probe import Phase, pack_probe, unpack_probe
 from rtcgw.media.dtls import DtlsContexts, DtlsEndpoint, DtlsRole, DtlsState
 from rtcgw.media.errors import MediaError
 from rtcgw.media.rtp import rtp_payload_offset_untrusted
 from rtcgw.media.srtp import SrtpSession
-from rtcgw.media.stun import verify_integrity
+from rtcgw.media.stun import binding_success, parse_binding_request_untrusted, verify_integrity
 
 __all__ = ["CallState", "MediaCall", "MediaPump", "Remote", "rtt_percentiles"]
 
@@ -52,6 +61,8 @@ _PCMU: Final = 0
 #: A host candidate's priority (RFC 8445 section 5.1.2.1 with type preference 126).
 _PRIORITY: Final = 2130706431
 _PHASES: Final = len(Phase)
+#: A STUN message type of 0x0001: a Binding request (RFC 8489 section 5).
+_BINDING_REQUEST: Final = b"\x00\x01"
 
 
 class CallState:
@@ -104,6 +115,9 @@ class MediaCall:
     srtp_errors: int = 0
     rtcp_received: int = 0
     stun_answered: int = 0
+    #: the relay's own connectivity checks we answered (full ICE), and those refused
+    checks_answered: int = 0
+    checks_refused: int = 0
     last_counter: int = -1
     _binding_id: bytes = b""
     _next_check_at: float = 0.0
@@ -125,8 +139,12 @@ class MediaPump:
         self.phase = Phase.WARMUP
         #: round trips (microseconds) of probes sent in the measuring window
         self.rtt_us: array[int] = array("q")
+        #: SIP -> browser one-way delays (microseconds) of the same probes
+        self.sip_to_browser_us: array[int] = array("q")
         self.late_ticks = 0
         self._epoll = select.epoll()
+        self.floor = SelfLoop(host)
+        self._epoll.register(self.floor.fileno(), select.EPOLLIN)
         self._by_fd: dict[int, MediaCall] = {}
         self._slots: list[list[MediaCall]] = [[] for _ in range(SLOTS)]
         self._pending: set[MediaCall] = set()  # ICE or DTLS under way
@@ -179,6 +197,7 @@ class MediaPump:
         tick = 0
         try:
             while trio.current_time() < until:
+                self.floor.send_if_due(time.monotonic())
                 with trio.move_on_at(next_tick):
                     await trio.lowlevel.wait_readable(self._epoll.fileno())
                 self._drain()
@@ -200,11 +219,23 @@ class MediaPump:
             for call in list(self._by_fd.values()):
                 self.close_call(call)
             self._epoll.close()
+            self.floor.close()
+
+    def delay_report(self) -> dict[str, dict[str, dict[str, float | int | None]]]:
+        """The SIP -> browser one-way delays and the pump's floor, as a report carries them.
+
+        ``{"one_way_ms": {"sip_to_browser": {...}}, "floor_ms": {"sip_to_browser": {...}}}``
+        with ``delays.delay_percentiles`` figures; measuring-window probes only.
+        """
+        return {
+            "one_way_ms": {"sip_to_browser": delay_percentiles(self.sip_to_browser_us)},
+            "floor_ms": {"sip_to_browser": delay_percentiles(self.floor.samples_us)},
+        }
 
     def _tick(self, slot: int) -> None:
         phase = self.phase
-        now_ns = time.monotonic_ns()
-        now = now_ns / 1e9
+        now = time.monotonic()
+        monotonic_ns = time.monotonic_ns
         pack_header = _RTP_HEADER.pack
         for call in self._slots[slot]:
             if not call.sending:
@@ -215,7 +246,7 @@ class MediaPump:
             call.sequence = (call.sequence + 1) & 0xFFFF
             call.timestamp = (call.timestamp + SAMPLES_PER_PACKET) & 0xFFFFFFFF
             packet = pack_header(0x80, _PCMU, call.sequence, call.timestamp, call.ssrc)
-            packet += pack_probe(phase, call.index, call.counter, now_ns)
+            packet += pack_probe(phase, call.index, call.counter, monotonic_ns())
             call.counter += 1
             try:
                 call.sock.sendto(srtp.protect(packet), remote.address)
@@ -245,11 +276,13 @@ class MediaPump:
         for fd, _ in self._epoll.poll(0):
             call = by_fd.get(fd)
             if call is None:
+                if fd == self.floor.fileno():
+                    self.floor.drain(record=self.phase == Phase.MEASURE)
                 continue
             recvfrom = call.sock.recvfrom
             for _ in range(BATCH):
                 try:
-                    data, _source = recvfrom(_MAX_DATAGRAM)
+                    data, source = recvfrom(_MAX_DATAGRAM)
                 except BlockingIOError:
                     break
                 except OSError:
@@ -258,7 +291,7 @@ class MediaPump:
                 if 128 <= first <= 191:
                     self._receive_rtp(call, data)
                 elif first <= 3:
-                    self._receive_stun(call, data)
+                    self._receive_stun(call, data, source)
                 elif 20 <= first <= 63:
                     self._receive_dtls(call, data)
 
@@ -280,7 +313,7 @@ class MediaPump:
         if probe is None:
             call.srtp_errors += 1
             return
-        phase, index, counter, sent_ns = probe
+        phase, index, counter, sent_ns, echo_ns = probe
         if index != call.index or phase >= _PHASES:
             call.misrouted += 1
             return
@@ -292,9 +325,15 @@ class MediaPump:
         else:
             call.last_counter = counter
         if phase == Phase.MEASURE:
-            self.rtt_us.append((time.monotonic_ns() - sent_ns) // 1000)
+            now_ns = time.monotonic_ns()
+            self.rtt_us.append((now_ns - sent_ns) // 1000)
+            if echo_ns:
+                self.sip_to_browser_us.append((now_ns - echo_ns) // 1000)
 
-    def _receive_stun(self, call: MediaCall, data: bytes) -> None:
+    def _receive_stun(self, call: MediaCall, data: bytes, source: tuple[str, int]) -> None:
+        if data[:2] == _BINDING_REQUEST:
+            self._answer_check(call, data, source)
+            return
         remote = call.remote
         if remote is None:
             return
@@ -329,6 +368,30 @@ class MediaPump:
             call.ready.set()
         elif dtls.state is DtlsState.FAILED:
             self.fail(call, f"DTLS: {dtls.failure}")
+
+    def _answer_check(self, call: MediaCall, data: bytes, source: tuple[str, int]) -> None:
+        """Answer the relay's own connectivity check as a browser does (RFC 8445 section 7.3).
+
+        The request's USERNAME starts with our ufrag and its MESSAGE-INTEGRITY is keyed with
+        our password; the success response goes back to the request's source with that
+        address in XOR-MAPPED-ADDRESS. Anything else is refused silently (and counted).
+        """
+        request = parse_binding_request_untrusted(data)
+        if (
+            request is None
+            or not request.has_integrity
+            or not (request.username or "").startswith(f"{call.ice_ufrag}:")
+            or not verify_integrity(data, call.ice_pwd.encode())
+        ):
+            call.checks_refused += 1
+            return
+        response = binding_success(request.transaction_id, source, call.ice_pwd.encode())
+        try:
+            call.sock.sendto(response, source)
+        except OSError:
+            call.send_failed += 1
+            return
+        call.checks_answered += 1
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -371,6 +434,13 @@ def rtt_percentiles(samples: array[int], points: tuple[float, ...]) -> dict[str,
         if not ordered:
             result[key] = None
             continue
-        rank = min(len(ordered) - 1, max(0, math.ceil(point / 100 * len(ordered)) - 1))
+        rank = _nearest_rank(point, len(ordered))
         result[key] = ordered[rank] / 1000
     return result
+
+
+def _nearest_rank(point: float, count: int) -> int:
+    """The 0-based index of the ``point`` percentile among ``count`` sorted samples."""
+    # The tolerance keeps binary rounding (99.9 / 100 * 1000 = 999.0000000000001) from
+    # moving the rank up by one.
+    return min(count - 1, max(0, math.ceil(point * count / 100 - 1e-9) - 1))

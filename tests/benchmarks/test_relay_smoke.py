@@ -27,3 +27,18 @@ def test_three_calls_for_three_seconds_set_up_and_carry_packets_both_ways(
     assert figures["sip_to_browser"]["received"] > 0
     assert figures["checks"]["misrouted"] == 0
     assert figures["checks"]["bye"] == {"200": 3}
+    # One-way delays per direction next to the round trip; the echo measures the way in.
+    assert set(figures["one_way_ms"]) == {"browser_to_sip", "sip_to_browser"}
+    assert set(figures["floor_ms"]) == {"browser_to_sip", "sip_to_browser"}
+    assert figures["one_way_ms"]["browser_to_sip"]["samples"] > 0
+    assert figures["one_way_ms"]["browser_to_sip"]["p99.9"] is not None
+    assert figures["floor_ms"]["browser_to_sip"]["samples"] > 0
+    assert figures["rtt_ms"]["p50"] is not None
+    # RSS of every gateway process before the first call and with the calls up.
+    assert set(figures["rss_kb"]) == {"supervisor", "worker0"}
+    for sample in figures["rss_kb"].values():
+        assert sample["idle"] > 0
+        assert sample["loaded"] > 0
+    assert isinstance(figures["rss_kb_per_call"], float)
+    assert set(figures["rss_kb_per_call_by_kind"]) == {"supervisor", "workers"}
+    assert figures["relay"]["us_per_packet"] == figures["relay"]["worker_us_per_packet"]
