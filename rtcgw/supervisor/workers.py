@@ -11,11 +11,19 @@ A worker that dies is restarted after a backoff that doubles with each quick dea
 Only that worker's calls are lost: the registration cache lives in the supervisor and is
 re-sent to the new worker. Workers are pinged every ``HEARTBEAT_INTERVAL_S``; one that says
 nothing for ``HEARTBEAT_TIMEOUT_S`` is hung, and is killed and restarted like a dead one.
+
+Messages to a worker go through its ``Outbox``: the task that reads a worker's messages
+also sends (a binding one worker reports is broadcast to every worker, itself included),
+and if it waited for a full socket it would stop reading while that worker waits for the
+supervisor to read: both buffers full, each side waiting to write. A burst of
+re-REGISTERs from a thousand browsers did exactly that. So sends are queued and written by
+a task of their own, and the supervisor always keeps reading.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,7 +35,7 @@ from rtcgw.observability.logging import get_logger
 from rtcgw.supervisor.channel import IpcChannel
 from rtcgw.supervisor.ipc import Configure, Direction, IpcMessage, Ping, Pong, Ready, Stop
 
-__all__ = ["HEARTBEAT_INTERVAL_S", "HEARTBEAT_TIMEOUT_S", "WorkerSlot"]
+__all__ = ["HEARTBEAT_INTERVAL_S", "HEARTBEAT_TIMEOUT_S", "Outbox", "WorkerSlot"]
 
 #: How often the supervisor pings each worker, and how long a worker may stay silent (no
 #: message at all, Pong included) before it is considered hung and killed.
@@ -40,6 +48,43 @@ _STABLE_AFTER_S = 10.0
 log = get_logger()
 
 MessageHandler = Callable[["WorkerSlot", IpcMessage], Awaitable[None]]
+
+
+class Outbox:
+    """Messages for one worker, queued without waiting and written in order by ``run``."""
+
+    def __init__(self, channel: IpcChannel) -> None:
+        self._channel = channel
+        # Unbounded on purpose (see the module docstring): a bound would bring the wait
+        # back. It only grows while the worker does not read, and a worker that stops
+        # reading stops answering pings and is restarted, which drops the queue.
+        self._send, self._receive = trio.open_memory_channel[IpcMessage](math.inf)
+
+    def post(self, message: IpcMessage) -> bool:
+        """Queue ``message``; False once the outbox is closed."""
+        try:
+            self._send.send_nowait(message)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be written."""
+        return self._receive.statistics().current_buffer_used
+
+    def close(self) -> None:
+        """Refuse further messages; ``run`` writes what is queued, then returns."""
+        self._send.close()
+
+    async def run(self) -> None:
+        """Write queued messages until closed, or until the worker's end is gone."""
+        async with self._receive:
+            async for message in self._receive:
+                try:
+                    await self._channel.send(message)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
 
 
 class WorkerSlot:
@@ -72,6 +117,7 @@ class WorkerSlot:
         self._on_message = on_message
         self._on_ready = on_ready
         self._channel: IpcChannel | None = None
+        self._outbox: Outbox | None = None
         self._process: trio.Process | None = None
         self._stopping = False
         self._last_heard = 0.0
@@ -101,15 +147,12 @@ class WorkerSlot:
             await process.wait()
 
     async def send(self, message: IpcMessage) -> bool:
-        """Send to the worker if it is up; False if it is not (restarting or stopping)."""
-        channel = self._channel
-        if channel is None or not self.ready:
+        """Queue a message for the worker if it is up (never waits for the socket); False
+        if it is not (restarting or stopping)."""
+        outbox = self._outbox
+        if outbox is None or not self.ready:
             return False
-        try:
-            await channel.send(message)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        return True
+        return outbox.post(message)
 
     async def run(self) -> None:
         """Keep a worker running for this index until ``stop`` is called."""
@@ -188,12 +231,14 @@ class WorkerSlot:
             child.close()
         self._process, self.pid = process, process.pid
         channel = IpcChannel(parent, receives=Direction.TO_SUPERVISOR)
-        self._channel = channel
+        outbox = Outbox(channel)
+        self._channel, self._outbox = channel, outbox
         self._last_heard = trio.current_time()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._heartbeat, channel, process)
-                await channel.send(Configure(self.index, self.count, self._boot))
+                outbox.post(Configure(self.index, self.count, self._boot))
+                nursery.start_soon(outbox.run)
                 while (message := await channel.receive()) is not None:
                     self._last_heard = trio.current_time()
                     if isinstance(message, Ready):
@@ -216,7 +261,8 @@ class WorkerSlot:
             self.ready = False
             self.ready_since = None
             self.active_calls = 0
-            self._channel = None
+            self._channel, self._outbox = None, None
+            outbox.close()
             await channel.aclose()
         returncode = await process.wait()
         metrics.worker_exited(process.pid)
