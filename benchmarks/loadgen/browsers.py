@@ -18,6 +18,13 @@ the program reports. Progress goes to standard output as JSON lines:
   itself) read at the moment the phase changed;
 - ``{"event": "report", ...}``: every counter, at the end.
 
+With ``--mode churn`` it is the call churn of ``churn.py`` instead: a pool of WebSockets
+(``--connections``, 0 = sized by the rate), then new calls at ``--rate`` per second for
+``--seconds``, each held ``--hold-seconds`` with probes and hung up. It writes
+``{"event": "ready", "connections": N}`` once the pool is open; with ``--start-on-go`` it
+then waits for a ``go`` line on standard input (so several generators start together),
+and ``{"event": "report", ...}`` at the end.
+
 Every wait is bounded; the whole run has a hard deadline derived from its arguments.
 """
 
@@ -26,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import ssl
 import sys
 import time
@@ -37,36 +43,30 @@ from typing import Any, Final
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket
 
+from benchmarks.loadgen.churn import ChurnGenerator, ChurnSettings
 from benchmarks.loadgen.probe import Phase
 from benchmarks.loadgen.procstat import ProcessGone, cpu_seconds
-from benchmarks.loadgen.webrtc_media import CallState, MediaCall, MediaPump, Remote, rtt_percentiles
+from benchmarks.loadgen.sip_client import (
+    SipIdentity,
+    invite_request,
+    offer_sdp,
+    parse_answer,
+    receive,
+)
+from benchmarks.loadgen.webrtc_media import CallState, MediaCall, MediaPump, rtt_percentiles
 from rtcgw.config import DtlsKeyType
 from rtcgw.media.certificates import generate_certificate
 from rtcgw.media.dtls import DtlsContexts, DtlsSettings
-from rtcgw.sip import (
-    Dialog,
-    Header,
-    Request,
-    Response,
-    SipError,
-    Via,
-    make_response,
-    new_branch,
-    new_tag,
-    parse_message,
-    parse_uri,
-)
+from rtcgw.sip import Dialog, Request, Response, Via, make_response
 from rtcgw.sip.transaction_client import make_non2xx_ack
-from rtcgw.sip.transport import Transport
 
-__all__ = ["Generator", "GeneratorSettings", "main", "parse_answer"]
+__all__ = ["Generator", "GeneratorSettings", "main", "offer_sdp", "parse_answer"]
 
-DOMAIN: Final = "example.test"
-#: The SIP side's user the browsers call.
-CALLEE: Final = "echo"
 _BYE_TIMEOUT_S: Final = 10.0
 _CLOSE_TIMEOUT_S: Final = 2.0
 _RTT_POINTS: Final = (50.0, 90.0, 99.0, 100.0)
+#: How long a churn generator waits for its ``go`` line.
+_GO_TIMEOUT_S: Final = 120.0
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ class _Client:
 
     index: int
     media: MediaCall
-    host: str = field(default_factory=lambda: secrets.token_hex(6) + ".invalid")
-    user: str = field(default_factory=lambda: f"load{secrets.token_hex(3)}")
+    identity: SipIdentity = field(default_factory=SipIdentity)
     invite: Request | None = None
     dialog: Dialog | None = None
     setup_started: float = 0.0
@@ -106,69 +105,8 @@ class _Client:
     requests_answered: int = 0
     _final_bye: trio.Event = field(default_factory=trio.Event)
 
-    @property
-    def contact(self) -> str:
-        return f"<sip:{self.user}@{self.host};transport=ws>"
-
     def via(self) -> Via:
-        return Via.new(Transport.WSS, self.host, None, new_branch())
-
-
-def offer_sdp(media: MediaCall, fingerprint: str) -> bytes:
-    """A browser's audio-only WebRTC offer: one PCMU m-line, ICE, DTLS actpass, rtcp-mux."""
-    host, port = media.sock.getsockname()
-    session = secrets.randbelow(1 << 62)
-    lines = [
-        "v=0",
-        f"o=- {session} 2 IN IP4 127.0.0.1",
-        "s=-",
-        "t=0 0",
-        "a=group:BUNDLE 0",
-        "a=msid-semantic: WMS",
-        f"m=audio {port} UDP/TLS/RTP/SAVPF 0",
-        f"c=IN IP4 {host}",
-        "a=rtcp:9 IN IP4 0.0.0.0",
-        f"a=candidate:1 1 udp 2130706431 {host} {port} typ host",
-        "a=end-of-candidates",
-        f"a=ice-ufrag:{media.ice_ufrag}",
-        f"a=ice-pwd:{media.ice_pwd}",
-        f"a=fingerprint:{fingerprint}",
-        "a=setup:actpass",
-        "a=mid:0",
-        "a=sendrecv",
-        "a=rtcp-mux",
-        "a=rtpmap:0 PCMU/8000",
-        f"a=ssrc:{media.ssrc} cname:load",
-    ]
-    return ("\r\n".join(lines) + "\r\n").encode()
-
-
-def parse_answer(body: bytes) -> Remote:
-    """The gateway's ICE credentials, first UDP host candidate and fingerprints.
-
-    Raises:
-        ValueError: the answer lacks one of them.
-    """
-    ufrag = pwd = None
-    candidate: tuple[str, int] | None = None
-    fingerprints: list[tuple[str, str]] = []
-    for line in body.decode(errors="replace").splitlines():
-        if line.startswith("a=ice-ufrag:"):
-            ufrag = line.split(":", 1)[1].strip()
-        elif line.startswith("a=ice-pwd:"):
-            pwd = line.split(":", 1)[1].strip()
-        elif line.startswith("a=fingerprint:"):
-            algorithm, _, value = line.split(":", 1)[1].strip().partition(" ")
-            fingerprints.append((algorithm.lower(), value.strip()))
-        elif line.startswith("a=candidate:") and candidate is None:
-            parts = line.split(":", 1)[1].split()
-            if len(parts) >= 6 and parts[1] == "1" and parts[2].lower() == "udp":
-                candidate = (parts[4], int(parts[5]))
-    if ufrag is None or pwd is None or candidate is None or not fingerprints:
-        raise ValueError(
-            f"answer without ice-ufrag, ice-pwd, a candidate or a fingerprint: {body[:400]!r}"
-        )
-    return Remote(candidate, ufrag, pwd, tuple(fingerprints))
+        return self.identity.via()
 
 
 class Generator:
@@ -293,21 +231,8 @@ class Generator:
             nursery.cancel_scope.cancel()
 
     async def _invite(self, client: _Client, ws: WebSocketConnection) -> Response | None:
-        headers = (
-            Header("Via", str(client.via())),
-            Header("Max-Forwards", "69"),
-            Header("To", f"<sip:{CALLEE}@{DOMAIN}>"),
-            Header("From", f"<sip:{client.user}@{DOMAIN}>;tag={new_tag()}"),
-            Header("Call-ID", secrets.token_hex(10)),
-            Header("CSeq", "1 INVITE"),
-            Header("Contact", client.contact),
-            Header("Supported", "ice, replaces, outbound"),
-            Header("User-Agent", "rtcgw-benchmark"),
-        )
         sdp = offer_sdp(client.media, self.contexts.fingerprint)
-        invite = Request("INVITE", parse_uri(f"sip:{CALLEE}@{DOMAIN}"), headers).with_body(
-            sdp, "application/sdp"
-        )
+        invite = invite_request(client.identity, sdp)
         client.invite = invite
         await ws.send_message(bytes(invite).decode())
         while True:
@@ -361,11 +286,7 @@ class Generator:
 
     @staticmethod
     async def _receive(ws: WebSocketConnection) -> Request | Response | None:
-        raw = await ws.get_message()
-        try:
-            return parse_message(raw.encode() if isinstance(raw, str) else raw)
-        except SipError:
-            return None
+        return await receive(ws)
 
     def report(self) -> dict[str, Any]:
         """Every counter of the run, summed over the calls."""
@@ -394,6 +315,7 @@ class Generator:
             "setup_ms_max": setup_ms[-1] if setup_ms else None,
             "bye": dict(Counter(c.bye for c in self.clients)),
             "ended_by_gateway": sum(c.ended_by_gateway for c in self.clients),
+            **self.pump.delay_report(),
             **self.window,
         }
 
@@ -422,7 +344,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-seconds", type=float, default=1.0)
     parser.add_argument("--setup-timeout", type=float, default=20.0)
     parser.add_argument("--watch", action="append", default=[], help="NAME=PID to sample")
+    parser.add_argument(
+        "--mode",
+        choices=("window", "churn"),
+        default="window",
+        help="window: N calls held through a measuring window (default); churn: calls "
+        "started at --rate for --seconds, each held --hold-seconds and hung up",
+    )
+    parser.add_argument("--hold-seconds", type=float, default=1.0, help="churn: media hold")
+    parser.add_argument("--connections", type=int, default=0, help="churn: WebSocket pool")
+    parser.add_argument(
+        "--start-on-go", action="store_true", help="churn: wait for 'go' on standard input"
+    )
     args = parser.parse_args(argv)
+    if args.mode == "churn":
+        churn = ChurnSettings(
+            wss=args.wss,
+            cafile=args.cafile,
+            rate=args.rate,
+            seconds=args.seconds,
+            hold_s=args.hold_seconds,
+            setup_timeout_s=args.setup_timeout,
+            connections=args.connections,
+        )
+        trio.run(_churn, churn, args.start_on_go)
+        return 0
     settings = GeneratorSettings(
         wss=args.wss,
         cafile=args.cafile,
@@ -440,6 +386,37 @@ def main(argv: list[str] | None = None) -> int:
 
     trio.run(run)
     return 0
+
+
+async def _churn(settings: ChurnSettings, start_on_go: bool) -> None:
+    generator = ChurnGenerator(settings)
+    async with trio.open_nursery() as nursery:
+        opened = await generator.open_pool(nursery)
+        _emit({"event": "ready", "connections": opened})
+        if not start_on_go or await _go():
+            _emit(await generator.churn())
+        else:
+            await generator.close_pool()
+        nursery.cancel_scope.cancel()
+
+
+async def _go() -> bool:
+    """True once a ``go`` line arrives on standard input; False on its end or a timeout."""
+    received = b""
+    with trio.move_on_after(_GO_TIMEOUT_S):
+        async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stdin:
+            while b"go\n" not in received:
+                chunk = await stdin.receive_some()
+                if not chunk:
+                    return False
+                received += chunk
+            return True
+    return False
+
+
+def _emit(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
