@@ -1,0 +1,52 @@
+"""``make bench``'s verdicts and its results files, from figures made up for the purpose."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench import relay_verdict, table, write_results
+
+
+def _relay(*, failed: int = 0, loss: float = 0.0, p99: float = 1.0) -> dict[str, Any]:
+    one_way = {"p50": 0.3, "p99": p99, "p99.9": p99 * 2}
+    return {
+        "calls": {"failed": failed},
+        "browser_to_sip": {"loss_pct": loss},
+        "sip_to_browser": {"loss_pct": 0.0},
+        "one_way_ms": {"browser_to_sip": one_way, "sip_to_browser": one_way},
+    }
+
+
+def test_a_relay_run_passes_only_with_no_failed_call_little_loss_and_a_low_p99() -> None:
+    assert relay_verdict(_relay())[0]
+    assert not relay_verdict(_relay(failed=1))[0]
+    assert not relay_verdict(_relay(loss=0.1))[0]
+    assert not relay_verdict(_relay(p99=5.0))[0]
+    passed, why = relay_verdict(_relay(loss=0.25))
+    assert not passed and "loss 0.250 %" in why
+
+
+def test_a_run_without_delay_figures_does_not_pass() -> None:
+    figures = _relay()
+    del figures["one_way_ms"]
+    assert not relay_verdict(figures)[0]
+
+
+def test_the_results_are_written_as_json_and_a_markdown_table(tmp_path: Path) -> None:
+    results = {
+        "date": "2026-11-24",
+        "machine": {"cpu_model": "Test CPU", "cores_usable": 2},
+        "max_calls_one_worker": {"median": 400, "min": 350, "max": 450, "runs": 3},
+        "worker_us_per_packet": {"median": 20.5, "min": 19.0, "max": 22.0, "runs": 3},
+        "notes": ["registrations: stopped, the time budget ran out"],
+    }
+    json_path, md_path = write_results(results, tmp_path)
+    assert json.loads(json_path.read_text(encoding="utf-8")) == results
+    text = md_path.read_text(encoding="utf-8")
+    assert text == table(results)
+    assert "| max concurrent calls, 1 worker | 400 (350-450) |" in text
+    assert "| worker CPU per relayed packet | 20.5 (19-22) us |" in text
+    assert "| call set-ups per second (60 s, 0 failures) | not measured |" in text
+    assert "Test CPU, 2 cores" in text and "time budget ran out" in text
