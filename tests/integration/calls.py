@@ -52,15 +52,22 @@ class PbxCall:
 
 @asynccontextmanager
 async def browser_calls_the_pbx(
-    directory: Path, *, tone_hz: float = 1000.0, min_frames: int = 50
+    directory: Path,
+    *,
+    tone_hz: float = 1000.0,
+    min_frames: int = 50,
+    gateway_args: tuple[str, ...] = (),
 ) -> AsyncIterator[PbxCall]:
-    """Run the handbook's gateway (its configuration written into ``directory``) and
-    yield alice's answered call to the PBX once ``min_frames`` frames of the echoed tone
-    came back. The caller bounds the time (``trio.fail_after``)."""
+    """Run the handbook's gateway (its configuration written into ``directory``, with
+    ``gateway_args``) and yield alice's answered call to the PBX once ``min_frames``
+    frames of the echoed tone came back. The caller bounds the time (``trio.fail_after``)."""
     pbx_port = free_udp_port()
     registrar = await start_scenario("registrar", "-p", str(pbx_port))
     config = handbook_config(directory, pbx_port)
-    async with handbook_gateway(config) as (gateway, alice), WebRtcPeer.start() as peer:
+    async with (
+        handbook_gateway(config, gateway_args) as (gateway, alice),
+        WebRtcPeer.start() as peer,
+    ):
         assert (await alice.register()).status == 200
         assert await finish(registrar) == 0
         pbx = await start_sipp(

@@ -22,6 +22,7 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket
 
 from tests.integration.browser import browser
+from tests.integration.calls import browser_calls_the_pbx
 from tests.integration.common import args, scrape, value
 from tests.integration.gateway import RunningGateway, run_gateway
 from tests.integration.sipp import finish, free_udp_port, start_sipp
@@ -161,6 +162,36 @@ async def test_drain_refuses_new_calls_and_websockets_and_lets_the_call_finish()
             assert value(await scrape(gateway), "rtcgw_draining") == 0.0
             assert await _call_status(gateway, "carol", "bob") == 200
         assert await finish(sipp) == 0
+
+
+async def test_a_node_drain_keeps_a_webrtc_call_and_its_media_until_its_own_bye(
+    tmp_path: Path,
+) -> None:
+    control = _control()
+    drained: list[tuple[int, str, str]] = []
+
+    async def drain() -> None:
+        drained.append(await ctl(control, "drain", "--timeout", "60"))
+
+    with trio.fail_after(120):
+        gateway_args = ("--control", str(control))
+        async with (
+            browser_calls_the_pbx(tmp_path, gateway_args=gateway_args) as call,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(drain)
+            while (await ctl_json(control, "status"))["state"] != "draining":
+                await trio.sleep(0.1)
+            # The echo keeps coming back through the draining node: 2 s more of tone.
+            before = (await call.peer.stats()).audio_frames
+            heard = await call.peer.wait_for_audio(min_frames=before + 100, timeout_s=20)
+            assert heard.audio_hz is not None and abs(heard.audio_hz - 1000) < 50
+            assert not drained  # the drain waits for the call
+            await call.hang_up()
+        [(code, out, err)] = drained
+        assert code == 0 and "node drained" in out, (out, err)
+        [ended] = call.gateway.matching("b2bua.call_ended")
+        assert ended.get("reason") != "shutdown"
 
 
 async def test_reload_dry_run_apply_broken_file_and_sighup() -> None:

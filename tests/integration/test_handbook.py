@@ -34,10 +34,13 @@ PBX_HOST = "127.0.0.1"
 
 
 @asynccontextmanager
-async def handbook_gateway(config: Path) -> AsyncIterator[tuple[RunningGateway, Browser]]:
-    """The gateway on ``config`` and alice's browser connected to it over wss."""
+async def handbook_gateway(
+    config: Path, gateway_args: tuple[str, ...] = ()
+) -> AsyncIterator[tuple[RunningGateway, Browser]]:
+    """The gateway on ``config`` (and ``gateway_args``) and alice's browser connected to it
+    over wss."""
     async with (
-        run_gateway(("-c", str(config))) as gateway,
+        run_gateway(("-c", str(config), *gateway_args)) as gateway,
         browser(gateway.address("WSS"), "alice", domain=PBX_HOST, tls=client_tls()) as alice,
     ):
         yield gateway, alice
