@@ -49,7 +49,7 @@ from benchmarks.loadgen.procstat import ProcessGone, cpu_seconds, machine
 
 __all__ = ["Options", "format_text", "main", "run_benchmark"]
 
-DEFAULT_RATES: Final = (25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0)
+DEFAULT_RATES: Final = (25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 600.0, 800.0)
 #: A generator process above this share of a core may not have kept its schedule.
 SATURATED_PCT: Final = 90.0
 _POINTS: Final = (50.0, 90.0, 99.0, 100.0)
