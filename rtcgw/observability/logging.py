@@ -81,7 +81,13 @@ LEGS = frozenset({LEG_A, LEG_B, LEG_CALL})
 
 #: The supervisor's events that name a Call-ID: they have no ``leg`` (module docstring).
 SUPERVISOR_CALL_EVENTS = frozenset(
-    {"binding.changed", "binding.invalid", "register.rate_limited", "sip.dropped"}
+    {
+        "binding.changed",
+        "binding.invalid",
+        "call.refused_overload",
+        "register.rate_limited",
+        "sip.dropped",
+    }
 )
 
 

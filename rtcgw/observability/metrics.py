@@ -46,6 +46,7 @@ __all__ = [
     "MEDIA_PACKETS",
     "MEDIA_SESSIONS_ACTIVE",
     "MULTIPROC_ENV",
+    "OVERLOAD_REFUSALS",
     "POST_PICKUP_DELAY_SECONDS",
     "REGISTER_REQUESTS",
     "REGISTRATIONS_ACTIVE",
@@ -133,6 +134,11 @@ SIP_STREAM_ERRORS = Counter(
 WORKER_RESTARTS = Counter(
     "rtcgw_worker_restarts",
     "Worker processes restarted after they died or hung",
+)
+OVERLOAD_REFUSALS = Counter(
+    "rtcgw_overload_refusals",
+    "New INVITEs answered 503 by the supervisor because their worker was behind, by worker",
+    ["worker"],
 )
 WORKERS_UP = Gauge(
     "rtcgw_workers_up",

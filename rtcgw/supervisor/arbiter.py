@@ -13,6 +13,12 @@ reads; a removal for "connection closed" or "expired" also tells the worker that
 the alias to unregister it upstream. REGISTERs over a source address's flood limit are
 answered 503 with Retry-After here, before any worker sees them.
 
+Overload: a worker that cannot keep up reads its IPC socket late, so what the supervisor
+queued for it grows (``WorkerSlot.backlog``). Past ``OVERLOAD_BACKLOG`` messages, new
+INVITEs for that worker are answered 503 with Retry-After here, so the calls it has keep
+their service and callers hear at once that they should retry (or another gateway should
+take them) instead of waiting for a timeout; in-dialog requests always go through.
+
 Stopping: the first SIGTERM or SIGINT stops accepting, asks every worker to stop and
 waits up to ``gateway.drain_timeout_s`` (at most ``_STOP_GRACE_MAX_S``) before killing
 what is left; a second signal kills the workers at once.
@@ -24,6 +30,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
 import signal
 import socket
 import ssl
@@ -42,6 +49,7 @@ from rtcgw.observability.logging import get_logger
 from rtcgw.observability.metrics import (
     CONFIG_RELOADS,
     DRAINING,
+    OVERLOAD_REFUSALS,
     REGISTER_REQUESTS,
     REGISTRATIONS_ACTIVE,
     SIP_MESSAGES_DROPPED,
@@ -112,6 +120,10 @@ _GATEWAY_RESTART_FIELDS = (
     "media_timeout_s",
 )
 _RELOADABLE = frozenset({"source", "generated", "gateway", "realms"})
+#: Messages queued for a worker past which its new INVITEs are refused: about a second of
+#: its work at full load, far above what a keeping-up worker ever has queued (none).
+OVERLOAD_BACKLOG = 2000
+_OVERLOAD_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +158,7 @@ class Supervisor:
         self._register_limit = SourceRateLimiter(
             config.gateway.register_rate_per_source, config.gateway.register_burst_per_source
         )
+        self._overload_logged_at: dict[int, float] = {}
         self._udp: dict[str, trio.socket.SocketType] = {}
         self._stop = trio.Event()
         self._announced = False
@@ -644,7 +657,14 @@ class Supervisor:
             SIP_MESSAGES_DROPPED.labels(DropReason.NO_CALL_ID.value).inc()
             log.warning("sip.dropped", reason="no Call-ID", interface=interface, source=source.host)
             return
-        if not await self.workers[index].send(SipIn.from_peer(source, interface, data)):
+        slot = self.workers[index]
+        if (
+            slot.backlog > OVERLOAD_BACKLOG
+            and data.startswith(b"INVITE ")
+            and await self._refuse_overloaded(data, interface, source, index)
+        ):
+            return
+        if not await slot.send(SipIn.from_peer(source, interface, data)):
             SIP_MESSAGES_DROPPED.labels(DropReason.WORKER_DOWN.value).inc()
             # Found again only here, on the rare drop: dispatching reads it without decoding.
             call_id = (find_call_id(data) or b"").decode("utf-8", "replace")
@@ -655,6 +675,38 @@ class Supervisor:
                 source=source.host,
                 call_id=call_id,
             )
+
+    async def _refuse_overloaded(
+        self, data: bytes, interface: str, source: Peer, worker: int
+    ) -> bool:
+        """503 with Retry-After for a new INVITE toward a worker that is behind; False for
+        an in-dialog one (a re-INVITE of a call that worker has), which goes through."""
+        try:
+            request = parse_message(data)
+        except SipParseError:
+            return False
+        if not isinstance(request, Request) or request.to.tag is not None:
+            return False
+        OVERLOAD_REFUSALS.labels(str(worker)).inc()
+        now = trio.current_time()
+        # One line a second at most: under overload, a line per refusal would add to it.
+        if now - self._overload_logged_at.get(worker, -math.inf) >= 1.0:
+            self._overload_logged_at[worker] = now
+            log.warning(
+                "call.refused_overload",
+                call_id=request.call_id,
+                worker=worker,
+                backlog=self.workers[worker].backlog,
+                retry_after_s=_OVERLOAD_RETRY_AFTER_S,
+            )
+        response = make_response(
+            request,
+            503,
+            "Overloaded",
+            headers=(Header("Retry-After", str(_OVERLOAD_RETRY_AFTER_S)),),
+        )
+        await self._send_out(SipOut.to(source, interface, bytes(response)))
+        return True
 
     async def _refuse_register(self, data: bytes, interface: str, source: Peer) -> None:
         """503 with Retry-After for a REGISTER over its source's flood limit (RFC 3261

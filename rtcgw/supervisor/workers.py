@@ -122,6 +122,12 @@ class WorkerSlot:
         self._stopping = False
         self._last_heard = 0.0
 
+    @property
+    def backlog(self) -> int:
+        """Messages queued for the worker and not yet written to it (0 when it is down)."""
+        outbox = self._outbox
+        return 0 if outbox is None else outbox.queued
+
     def stopping(self) -> bool:
         """True once ``stop`` or ``kill`` was called: the slot will not restart."""
         return self._stopping

@@ -9,10 +9,16 @@ import socket
 
 import trio
 
+from rtcgw.config import load_config_text
 from rtcgw.observability.logging import LogFormat, configure_logging
+from rtcgw.sip.message import Response
+from rtcgw.sip.parse import parse_message
+from rtcgw.sip.transport import Peer, Transport
+from rtcgw.supervisor.arbiter import OVERLOAD_BACKLOG, Supervisor
 from rtcgw.supervisor.channel import IpcChannel
-from rtcgw.supervisor.ipc import Direction, IpcMessage, Ping, Pong
+from rtcgw.supervisor.ipc import Direction, IpcMessage, Ping, Pong, SipOut
 from rtcgw.supervisor.workers import Outbox, WorkerSlot
+from tests.worker.b2bua.harness import CONFIG_TEXT
 
 
 async def test_a_failing_message_handler_is_logged_and_contained() -> None:
@@ -58,3 +64,60 @@ async def test_the_outbox_queues_without_waiting_while_the_worker_does_not_read(
     assert received == messages
     assert not outbox.post(Ping(0))  # closed: refused, not raised
     await worker.aclose()
+
+
+async def test_a_worker_that_is_behind_gets_no_new_invite_but_its_calls_go_on() -> None:
+    config = load_config_text(CONFIG_TEXT, source="handbook")
+    supervisor = Supervisor(config, worker_count=1)
+    slot = WorkerSlot(
+        0, 1, boot=b"", udp_fds=(), worker_args=(), on_message=_ignore, on_ready=_nothing
+    )
+    supervisor.workers.append(slot)
+    supervisor_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    slot._outbox = Outbox(IpcChannel(supervisor_end, receives=Direction.TO_SUPERVISOR))
+    slot.ready = True
+    sent: list[SipOut] = []
+
+    async def send_out(message: SipOut) -> None:
+        sent.append(message)
+
+    supervisor._send_out = send_out  # type: ignore[method-assign]
+    browser = Peer(Transport.WSS, "192.0.2.7", 50000, connection_id=1)
+    invite = _request("INVITE", to_tag=None)
+    reinvite = _request("INVITE", to_tag="b1")
+    await supervisor.inbound(invite, "wss", browser)
+    assert (sent, slot.backlog) == ([], 1)  # keeping up: the INVITE goes to the worker
+    for _ in range(OVERLOAD_BACKLOG):
+        slot._outbox.post(Ping(0))
+    await supervisor.inbound(invite, "wss", browser)
+    [refusal] = sent
+    response = parse_message(refusal.data)
+    assert isinstance(response, Response)
+    assert (response.status, response.get("Retry-After")) == (503, "5")
+    await supervisor.inbound(reinvite, "wss", browser)
+    assert len(sent) == 1  # an in-dialog request is never refused
+    assert slot.backlog == OVERLOAD_BACKLOG + 2
+    worker_end.close()
+
+
+async def _ignore(slot: WorkerSlot, message: IpcMessage) -> None:
+    pass
+
+
+async def _nothing(slot: WorkerSlot) -> None:
+    pass
+
+
+def _request(method: str, *, to_tag: str | None) -> bytes:
+    to = "<sip:bob@example.com>" + (f";tag={to_tag}" if to_tag else "")
+    return (
+        f"{method} sip:bob@example.com SIP/2.0\r\n"
+        "Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bK776asdhds\r\n"
+        "Max-Forwards: 70\r\n"
+        f"To: {to}\r\n"
+        "From: <sip:alice@example.com>;tag=1928301774\r\n"
+        "Call-ID: a84b4c76e66710\r\n"
+        "CSeq: 1 INVITE\r\n"
+        "Contact: <sip:alice@abc.invalid;transport=ws>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
