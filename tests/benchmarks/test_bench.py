@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench import relay_verdict, table, write_results
+from benchmarks.bench import relay_verdict, summarise_delays, table, write_results
 
 
 def _relay(*, failed: int = 0, loss: float = 0.0, p99: float = 1.0) -> dict[str, Any]:
@@ -50,3 +50,24 @@ def test_the_results_are_written_as_json_and_a_markdown_table(tmp_path: Path) ->
     assert "| worker CPU per relayed packet | 20.5 (19-22) us |" in text
     assert "| call set-ups per second (60 s, 0 failures) | not measured |" in text
     assert "Test CPU, 2 cores" in text and "time budget ran out" in text
+
+
+def test_the_delay_summary_reads_every_percentile_including_p99_9() -> None:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for share in (25, 50, 90):
+        runs[f"delay_{share}"] = [_relay(p99=p99) for p99 in (1.0, 2.0, 3.0)]
+        for run in runs[f"delay_{share}"]:
+            run["calls"]["requested"] = share
+    results: dict[str, Any] = {
+        "date": "2026-11-24",
+        "machine": {"cpu_model": "x", "cores_usable": 2},
+    }
+    summarise_delays(results, runs)
+    half = results["one_way_delay"]["50%"]
+    assert half["calls"] == 50
+    assert half["browser_to_sip_p99.9_ms"] == {"median": 4.0, "min": 2.0, "max": 6.0, "runs": 3}
+    assert results["p99_added_delay_ms_at_half_max"] == 2.0
+    assert (
+        "| one-way delay p50 / p99 / p99.9 at 90% of max (90 calls) | 0.30 / 2.00 / 4.00 ms |"
+        in table(results)
+    )
