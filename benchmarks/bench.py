@@ -219,6 +219,7 @@ def _capacity_one(recorder: Recorder, settings: BenchSettings, results: Figures)
         spread([get(f, "relay.worker_us_per_packet") for f in runs])
     )
     results["rss_kb_per_call"] = _json(spread([get(f, "rss_kb_per_call") for f in runs]))
+    summarise_per_process(results, runs, recorder.runs.get("registrations", []))
 
 
 def _capacity_two(recorder: Recorder, settings: BenchSettings, results: Figures) -> None:
@@ -337,6 +338,27 @@ def _registrations(recorder: Recorder, settings: BenchSettings, results: Figures
     ]
     for key in ("rss_kb_per_ws_client", "register_absorbed_per_s"):
         results[key] = _json(spread([f.get(key) for f in runs]))
+    summarise_per_process(results, [], runs)
+
+
+def summarise_per_process(
+    results: Figures, at_capacity: list[Figures], registered: list[Figures]
+) -> None:
+    """RSS per call and per idle client split into supervisor and workers, and the calls
+    per core that the worker's CPU per packet implies (100 relayed packets/s a call)."""
+    if at_capacity:
+        results["rss_kb_per_call_by_process"] = {
+            kind: _json(spread([get(f, f"rss_kb_per_call_by_kind.{kind}") for f in at_capacity]))
+            for kind in ("supervisor", "workers")
+        }
+        us = get(results, "worker_us_per_packet.median")
+        if us:
+            results["implied_calls_per_worker_core"] = round(1e6 / (float(us) * 100))
+    if registered:
+        results["rss_kb_per_ws_client_by_process"] = {
+            kind: _json(spread([get(f, f"rss_kb_per_client.{kind}") for f in registered]))
+            for kind in ("supervisor", "workers")
+        }
 
 
 def write_results(results: Figures, out: Path) -> tuple[Path, Path]:
@@ -354,6 +376,12 @@ def _cell(results: Mapping[str, Any], key: str, unit: str = "") -> str:
     if isinstance(value, Mapping):
         return Spread(value["median"], value["min"], value["max"], value["runs"]).text(unit)
     return "not measured" if value is None else f"{value} {unit}".strip()
+
+
+def _split_rows(results: Mapping[str, Any], key: str, label: str) -> list[tuple[str, str]]:
+    """``label``'s supervisor and workers shares, a row each."""
+    split = results.get(key) or {}
+    return [(f"{label}: {kind}", _cell(split, kind, "kB")) for kind in split]
 
 
 def _delay_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -384,6 +412,7 @@ def table(results: Mapping[str, Any]) -> str:
         ("max concurrent calls, 1 worker", _cell(results, "max_calls_one_worker")),
         ("max concurrent calls, 2 workers", _cell(results, "max_calls_two_workers")),
         ("worker CPU per relayed packet", _cell(results, "worker_us_per_packet", "us")),
+        ("calls per worker core it implies", _cell(results, "implied_calls_per_worker_core")),
         ("rtpengine CPU per relayed packet", _cell(results, "rtpengine_us_per_packet", "us")),
         (
             "rtpengine max concurrent calls (1 thread, one search)",
@@ -395,7 +424,9 @@ def table(results: Mapping[str, Any]) -> str:
         ("post-pickup delay p50 under load", _cell(results, "post_pickup_ms_p50", "ms")),
         ("post-pickup delay p99 under load", _cell(results, "post_pickup_ms_p99", "ms")),
         ("RSS per active call", _cell(results, "rss_kb_per_call", "kB")),
+        *_split_rows(results, "rss_kb_per_call_by_process", "RSS per active call"),
         ("RSS per idle registered WSS client", _cell(results, "rss_kb_per_ws_client", "kB")),
+        *_split_rows(results, "rss_kb_per_ws_client_by_process", "RSS per idle client"),
         ("re-REGISTERs absorbed per second", _cell(results, "register_absorbed_per_s")),
     ]
     notes = [

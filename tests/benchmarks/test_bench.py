@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench import relay_verdict, summarise_delays, table, write_results
+from benchmarks.bench import (
+    relay_verdict,
+    summarise_delays,
+    summarise_per_process,
+    table,
+    write_results,
+)
 
 
 def _relay(*, failed: int = 0, loss: float = 0.0, p99: float = 1.0) -> dict[str, Any]:
@@ -71,3 +77,17 @@ def test_the_delay_summary_reads_every_percentile_including_p99_9() -> None:
         "| one-way delay p50 / p99 / p99.9 at 90% of max (90 calls) | 0.30 / 2.00 / 4.00 ms |"
         in table(results)
     )
+
+
+def test_memory_is_split_by_process_and_the_cpu_figure_gives_calls_per_core() -> None:
+    at_capacity = [
+        {"rss_kb_per_call_by_kind": {"supervisor": 40.0 + i, "workers": 140.0 + i}}
+        for i in range(3)
+    ]
+    registered = [{"rss_kb_per_client": {"supervisor": 44.0, "workers": 10.0}}] * 3
+    results: dict[str, Any] = {"worker_us_per_packet": {"median": 20.0}}
+    summarise_per_process(results, at_capacity, registered)
+    assert results["rss_kb_per_call_by_process"]["workers"]["median"] == 141.0
+    assert results["rss_kb_per_ws_client_by_process"]["supervisor"]["median"] == 44.0
+    # 20 us per packet, 100 relayed packets a second per call: 500 calls fill a core.
+    assert results["implied_calls_per_worker_core"] == 500
