@@ -45,7 +45,7 @@ from benchmarks.loadgen.gateway import (
     run_gateway,
     scrape_metrics,
 )
-from benchmarks.loadgen.procstat import ProcessGone, cpu_seconds, machine
+from benchmarks.loadgen.procstat import cpu_sample, machine
 
 __all__ = ["Options", "format_text", "main", "run_benchmark"]
 
@@ -194,27 +194,17 @@ async def _run(
             }
             metrics = gateway.address("HTTP")
             metrics_before = await scrape_metrics(metrics)
-            cpu_before = _cpu(watch)
+            cpu_before = cpu_sample(watch)
             start = trio.current_time()
             for generator in generators:
                 await generator.send("go")
             reports = [await g.wait_for("report") for g in generators]
             elapsed = trio.current_time() - start
-            cpu_after = _cpu(watch)
+            cpu_after = cpu_sample(watch)
             metrics_after = await scrape_metrics(metrics)
     deltas = metric_deltas(metrics_before, metrics_after, _METRIC_PREFIXES)
     cpu = process_cpu(cpu_before, cpu_after, elapsed)
     return _merge(rate, seconds, reports=reports, pools=pools, cpu=cpu, metrics=deltas)
-
-
-def _cpu(watch: dict[str, int]) -> dict[str, float | None]:
-    sample: dict[str, float | None] = {}
-    for name, pid in watch.items():
-        try:
-            sample[name] = cpu_seconds(pid)
-        except ProcessGone:
-            sample[name] = None
-    return sample
 
 
 def _merge(

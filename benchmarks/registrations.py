@@ -50,7 +50,7 @@ from benchmarks.loadgen.gateway import (
     run_gateway,
     scrape_metrics,
 )
-from benchmarks.loadgen.procstat import ProcessGone, cpu_seconds, machine, rss_kb
+from benchmarks.loadgen.procstat import cpu_sample, machine, rss_sample
 
 __all__ = ["Options", "format_text", "lift_register_limit", "main", "run_benchmark"]
 
@@ -141,7 +141,7 @@ async def _measure(options: Options, gateway: RunningGateway, pbx_pid: int) -> d
     }
     metrics = gateway.address("HTTP")
     await trio.sleep(options.idle_s)  # let start-up settle before the first reading
-    rss_before = _rss(gateway_pids)
+    rss_before = rss_sample(gateway_pids)
     host, port = gateway.address("WSS")
     count = options.processes
     shares = [options.clients // count + (i < options.clients % count) for i in range(count)]
@@ -161,23 +161,23 @@ async def _measure(options: Options, gateway: RunningGateway, pbx_pid: int) -> d
             )
         registered = [await c.wait_for("registered") for c in children]
         await trio.sleep(options.idle_s)
-        rss_idle = _rss(gateway_pids)
+        rss_idle = rss_sample(gateway_pids)
         metrics_idle = await scrape_metrics(metrics)
         watch = {
             **gateway_pids,
             **{f"clients{i}": c.pid for i, c in enumerate(children)},
             "sip_side": pbx_pid,
         }
-        cpu_before = _cpu(watch)
+        cpu_before = cpu_sample(watch)
         start = trio.current_time()
         for child in children:
             share = math.ceil(options.in_flight / count) if options.in_flight > 0 else 0
             await child.send(f"refresh {options.refresh_s} {options.refresh_count} {share}")
         refreshed = [await c.wait_for("refreshed") for c in children]
         elapsed = trio.current_time() - start
-        cpu = process_cpu(cpu_before, _cpu(watch), elapsed)
+        cpu = process_cpu(cpu_before, cpu_sample(watch), elapsed)
         metrics_after = await scrape_metrics(metrics)
-        rss_after = _rss(gateway_pids)
+        rss_after = rss_sample(gateway_pids)
     return _figures(
         options,
         registered=registered,
@@ -188,26 +188,6 @@ async def _measure(options: Options, gateway: RunningGateway, pbx_pid: int) -> d
         refresh_metrics=metric_deltas(metrics_idle, metrics_after, _METRIC_PREFIXES),
         gateway_problems=dict(gateway.problems),
     )
-
-
-def _rss(pids: dict[str, int]) -> dict[str, int | None]:
-    sample: dict[str, int | None] = {}
-    for name, pid in pids.items():
-        try:
-            sample[name] = rss_kb(pid)
-        except ProcessGone:
-            sample[name] = None
-    return sample
-
-
-def _cpu(watch: dict[str, int]) -> dict[str, float | None]:
-    sample: dict[str, float | None] = {}
-    for name, pid in watch.items():
-        try:
-            sample[name] = cpu_seconds(pid)
-        except ProcessGone:
-            sample[name] = None
-    return sample
 
 
 def _growth(before: dict[str, int | None], after: dict[str, int | None], prefix: str) -> int:

@@ -53,7 +53,7 @@ from benchmarks.loadgen.sip_client import (
     parse_answer,
     receive,
 )
-from benchmarks.loadgen.webrtc_media import CallState, MediaCall, MediaPump, rtt_percentiles
+from benchmarks.loadgen.webrtc_media import CallState, MediaCall, MediaPump
 from rtcgw.config import DtlsKeyType
 from rtcgw.media.certificates import generate_certificate
 from rtcgw.media.dtls import DtlsContexts, DtlsSettings
@@ -64,7 +64,6 @@ __all__ = ["Generator", "GeneratorSettings", "main", "offer_sdp", "parse_answer"
 
 _BYE_TIMEOUT_S: Final = 10.0
 _CLOSE_TIMEOUT_S: Final = 2.0
-_RTT_POINTS: Final = (50.0, 90.0, 99.0, 100.0)
 #: How long a churn generator waits for its ``go`` line.
 _GO_TIMEOUT_S: Final = 120.0
 
@@ -290,9 +289,6 @@ class Generator:
 
     def report(self) -> dict[str, Any]:
         """Every counter of the run, summed over the calls."""
-        calls = [c.media for c in self.clients]
-        sent = [sum(c.sent[p] for c in calls) for p in Phase]
-        received = [sum(c.received[p] for c in calls) for p in Phase]
         setup_ms = sorted(
             (c.media.ready_at * 1000 - c.setup_started * 1000)
             for c in self.clients
@@ -301,21 +297,11 @@ class Generator:
         return {
             "event": "report",
             "outcomes": dict(Counter(c.outcome for c in self.clients)),
-            "sent": sent,
-            "received": received,
-            "send_failed": sum(c.send_failed for c in calls),
-            "out_of_order": sum(c.out_of_order for c in calls),
-            "misrouted": sum(c.misrouted for c in calls),
-            "srtp_errors": sum(c.srtp_errors for c in calls),
-            "rtcp_received": sum(c.rtcp_received for c in calls),
-            "stun_answered": sum(c.stun_answered for c in calls),
-            "late_ticks": self.pump.late_ticks,
-            "rtt_ms": rtt_percentiles(self.pump.rtt_us, _RTT_POINTS),
+            **self.pump.report([c.media for c in self.clients]),
             "setup_ms_p50": setup_ms[len(setup_ms) // 2] if setup_ms else None,
             "setup_ms_max": setup_ms[-1] if setup_ms else None,
             "bye": dict(Counter(c.bye for c in self.clients)),
             "ended_by_gateway": sum(c.ended_by_gateway for c in self.clients),
-            **self.pump.delay_report(),
             **self.window,
         }
 

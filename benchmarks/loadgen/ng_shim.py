@@ -35,7 +35,6 @@ from benchmarks.loadgen.webrtc_media import (
     CallState,
     MediaCall,
     MediaPump,
-    rtt_percentiles,
 )
 from rtcgw.config import DtlsKeyType
 from rtcgw.media.certificates import generate_certificate
@@ -64,7 +63,6 @@ ANSWER_FLAGS: Final[Mapping[str, Bencoded]] = {
 #: The SIP side answers any user; these are the names browsers.py calls too.
 DOMAIN: Final = "example.test"
 CALLEE: Final = "echo"
-_RTT_POINTS: Final = (50.0, 90.0, 99.0, 100.0)
 _HANGUP_TIMEOUT_S: Final = 10.0
 
 
@@ -240,7 +238,6 @@ class NgShim:
 
     def report(self) -> dict[str, Any]:
         """Every counter of the run, summed over the calls (``browsers.py``'s keys)."""
-        medias = [c.media for c in self.calls]
         setup_ms = sorted(
             (c.media.ready_at - c.setup_started) * 1000
             for c in self.calls
@@ -249,18 +246,7 @@ class NgShim:
         return {
             "event": "report",
             "outcomes": dict(Counter(c.outcome for c in self.calls)),
-            "sent": [sum(m.sent[p] for m in medias) for p in Phase],
-            "received": [sum(m.received[p] for m in medias) for p in Phase],
-            "send_failed": sum(m.send_failed for m in medias),
-            "out_of_order": sum(m.out_of_order for m in medias),
-            "misrouted": sum(m.misrouted for m in medias),
-            "srtp_errors": sum(m.srtp_errors for m in medias),
-            "rtcp_received": sum(m.rtcp_received for m in medias),
-            "stun_answered": sum(m.stun_answered for m in medias),
-            "checks_answered": sum(m.checks_answered for m in medias),
-            "checks_refused": sum(m.checks_refused for m in medias),
-            "late_ticks": self.pump.late_ticks,
-            "rtt_ms": rtt_percentiles(self.pump.rtt_us, _RTT_POINTS),
+            **self.pump.report([c.media for c in self.calls]),
             "setup_ms_p50": setup_ms[len(setup_ms) // 2] if setup_ms else None,
             "setup_ms_max": setup_ms[-1] if setup_ms else None,
             "bye": dict(Counter(c.bye for c in self.calls)),
@@ -269,6 +255,5 @@ class NgShim:
             "rtpengine_rtp": dict(self.engine_totals),
             "ng_requests": self.ng.requests,
             "ng_retransmissions": self.ng.retransmissions,
-            **self.pump.delay_report(),
             **self.window,
         }

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
-__all__ = ["ProcessGone", "cpu_seconds", "machine", "rss_kb", "rss_sample", "udp_drops"]
+__all__ = [
+    "ProcessGone",
+    "cpu_sample",
+    "cpu_seconds",
+    "machine",
+    "rss_kb",
+    "rss_sample",
+    "udp_drops",
+]
 
+_T = TypeVar("_T")
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 #: /proc/PID/stat fields after the command name: state is field 3; utime, stime are 14, 15.
 _UTIME_AFTER_COMM: Final = 11
@@ -53,10 +62,19 @@ def rss_kb(pid: int) -> int:
 
 def rss_sample(pids: Mapping[str, int]) -> dict[str, int | None]:
     """``rss_kb`` of each named process; None for one that is gone."""
-    sample: dict[str, int | None] = {}
+    return _sample(pids, rss_kb)
+
+
+def cpu_sample(pids: Mapping[str, int]) -> dict[str, float | None]:
+    """``cpu_seconds`` of each named process; None for one that is gone."""
+    return _sample(pids, cpu_seconds)
+
+
+def _sample(pids: Mapping[str, int], read: Callable[[int], _T]) -> dict[str, _T | None]:
+    sample: dict[str, _T | None] = {}
     for name, pid in pids.items():
         try:
-            sample[name] = rss_kb(pid)
+            sample[name] = read(pid)
         except ProcessGone:
             sample[name] = None
     return sample

@@ -32,8 +32,9 @@ import socket
 import struct
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import trio
 from aioice import stun as aioice_stun
@@ -46,9 +47,11 @@ from rtcgw.media.rtp import rtp_payload_offset_untrusted
 from rtcgw.media.srtp import SrtpSession
 from rtcgw.media.stun import binding_success, parse_binding_request_untrusted, verify_integrity
 
-__all__ = ["CallState", "MediaCall", "MediaPump", "Remote", "rtt_percentiles"]
+__all__ = ["RTT_POINTS", "CallState", "MediaCall", "MediaPump", "Remote", "rtt_percentiles"]
 
 TICK_S: Final = 0.002
+#: Round-trip percentiles a report gives.
+RTT_POINTS: Final = (50.0, 90.0, 99.0, 100.0)
 SLOTS: Final = 10  # TICK_S * SLOTS = 20 ms, the G.711 packet time
 SAMPLES_PER_PACKET: Final = 160
 CONSENT_INTERVAL_S: Final = 5.0
@@ -220,6 +223,25 @@ class MediaPump:
                 self.close_call(call)
             self._epoll.close()
             self.floor.close()
+
+    def report(self, calls: Sequence[MediaCall]) -> dict[str, Any]:
+        """The media counters of ``calls`` summed, with the round trips and one-way
+        delays of the window: the part every generator's report shares."""
+        return {
+            "sent": [sum(c.sent[p] for c in calls) for p in Phase],
+            "received": [sum(c.received[p] for c in calls) for p in Phase],
+            "send_failed": sum(c.send_failed for c in calls),
+            "out_of_order": sum(c.out_of_order for c in calls),
+            "misrouted": sum(c.misrouted for c in calls),
+            "srtp_errors": sum(c.srtp_errors for c in calls),
+            "rtcp_received": sum(c.rtcp_received for c in calls),
+            "stun_answered": sum(c.stun_answered for c in calls),
+            "checks_answered": sum(c.checks_answered for c in calls),
+            "checks_refused": sum(c.checks_refused for c in calls),
+            "late_ticks": self.late_ticks,
+            "rtt_ms": rtt_percentiles(self.rtt_us, RTT_POINTS),
+            **self.delay_report(),
+        }
 
     def delay_report(self) -> dict[str, dict[str, dict[str, float | int | None]]]:
         """The SIP -> browser one-way delays and the pump's floor, as a report carries them.
