@@ -44,8 +44,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket
 
 from benchmarks.loadgen.churn import ChurnGenerator, ChurnSettings
-from benchmarks.loadgen.probe import Phase
-from benchmarks.loadgen.procstat import ProcessGone, cpu_seconds
+from benchmarks.loadgen.held_calls import HeldCalls
 from benchmarks.loadgen.sip_client import (
     SipIdentity,
     invite_request,
@@ -108,77 +107,33 @@ class _Client:
         return self.identity.via()
 
 
-class Generator:
-    """The calls of one run and the figures they collect."""
+class Generator(HeldCalls):
+    """The calls of one run through the gateway and the figures they collect."""
+
+    settings: GeneratorSettings
 
     def __init__(self, settings: GeneratorSettings) -> None:
-        self.settings = settings
         certificate = generate_certificate(DtlsKeyType.EC_P256, common_name="load")
         self.contexts = DtlsContexts(DtlsSettings(certificate=certificate))
-        self.pump = MediaPump(self.contexts)
+        super().__init__(settings, MediaPump(self.contexts))
         self.tls = ssl.create_default_context(cafile=settings.cafile)
         self.clients: list[_Client] = []
-        self.hangup = trio.Event()
-        self._settled = 0
-        self._all_settled = trio.Event()
-        self.window: dict[str, Any] = {}
 
     def emit(self, event: dict[str, Any]) -> None:
         """Write one JSON event line on standard output."""
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
 
-    def cpu(self) -> dict[str, float | None]:
-        """CPU seconds so far of the watched processes and of this one."""
-        sample: dict[str, float | None] = {}
-        for name, pid in {**self.settings.watch, "generator": os.getpid()}.items():
-            try:
-                sample[name] = cpu_seconds(pid)
-            except ProcessGone:
-                sample[name] = None
-        return sample
+    def _medias(self) -> list[MediaCall]:
+        return [client.media for client in self.clients]
 
-    async def run(self) -> dict[str, Any]:
-        """Set up, measure, hang up; the report."""
-        s = self.settings
-        with trio.fail_after(s.hard_deadline_s):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.pump.run, trio.current_time() + s.hard_deadline_s)
-                async with trio.open_nursery() as calls:
-                    for index in range(s.calls):
-                        calls.start_soon(self._call, index)
-                        await trio.sleep(1 / s.rate)
-                    with trio.move_on_after(s.setup_timeout_s + 5):
-                        await self._all_settled.wait()
-                    await self._measure()
-                    self.hangup.set()
-                nursery.cancel_scope.cancel()
-        return self.report()
-
-    async def _measure(self) -> None:
-        s = self.settings
-        outcomes = Counter(c.outcome for c in self.clients)
-        self.emit({"event": "calls_up", "up": outcomes["up"], "failed": s.calls - outcomes["up"]})
-        start = trio.current_time()
-        self.pump.phase = Phase.MEASURE
-        self.window["cpu_start"] = self.cpu()
+    def _window_opened(self) -> None:
+        up = sum(client.outcome == "up" for client in self.clients)
+        self.emit({"event": "calls_up", "up": up, "failed": self.settings.calls - up})
         self.emit({"event": "window_start", "cpu": self.window["cpu_start"]})
-        await trio.sleep(s.seconds)
-        self.pump.phase = Phase.DRAIN
-        self.window["cpu_end"] = self.cpu()
-        self.window["seconds"] = trio.current_time() - start
-        self.emit({"event": "window_end", "cpu": self.window["cpu_end"], **self.window})
-        await trio.sleep(s.drain_s)
-        for client in self.clients:
-            client.media.sending = False
 
-    def _settle(self, client: _Client, outcome: str) -> None:
-        if client.outcome != "pending":
-            return
-        client.outcome = outcome
-        self._settled += 1
-        if self._settled == self.settings.calls:
-            self._all_settled.set()
+    def _window_closed(self) -> None:
+        self.emit({"event": "window_end", "cpu": self.window["cpu_end"], **self.window})
 
     async def _call(self, index: int) -> None:
         media = self.pump.open_call(index)

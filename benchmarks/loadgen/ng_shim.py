@@ -27,8 +27,8 @@ from typing import Any, Final
 import trio
 
 from benchmarks.loadgen.browsers import offer_sdp, parse_answer
-from benchmarks.loadgen.probe import Phase
-from benchmarks.loadgen.procstat import ProcessGone, cpu_seconds, rss_sample, udp_drops
+from benchmarks.loadgen.held_calls import HeldCalls
+from benchmarks.loadgen.procstat import rss_sample, udp_drops
 from benchmarks.loadgen.rtpengine import Bencoded, NgClient, NgError
 from benchmarks.loadgen.sip_uac import SipCallFailed, UdpSipCall
 from benchmarks.loadgen.webrtc_media import (
@@ -100,81 +100,35 @@ class _Call:
     deleted: bool = False
 
 
-class NgShim:
+class NgShim(HeldCalls):
     """The calls of one run through rtpengine and the figures they collect."""
 
+    settings: ShimSettings
+
     def __init__(self, settings: ShimSettings) -> None:
-        self.settings = settings
         certificate = generate_certificate(DtlsKeyType.EC_P256, common_name="load")
         self.contexts = DtlsContexts(DtlsSettings(certificate=certificate))
-        self.pump = MediaPump(self.contexts)
+        super().__init__(settings, MediaPump(self.contexts))
         self.ng = NgClient(settings.ng)
         self.calls: list[_Call] = []
-        self.hangup = trio.Event()
-        self.window: dict[str, Any] = {}
         self.errors: Counter[str] = Counter()
         #: rtpengine's own RTP counters of the deleted calls (ng ``delete`` replies)
         self.engine_totals: Counter[str] = Counter()
-        self._settled = 0
-        self._all_settled = trio.Event()
-
-    def _watched(self) -> dict[str, int]:
-        return {**self.settings.watch, "generator": os.getpid()}
-
-    def cpu(self) -> dict[str, float | None]:
-        """CPU seconds so far of the watched processes and of this one ("generator")."""
-        sample: dict[str, float | None] = {}
-        for name, pid in self._watched().items():
-            try:
-                sample[name] = cpu_seconds(pid)
-            except ProcessGone:
-                sample[name] = None
-        return sample
 
     def drops(self) -> dict[str, int]:
         """Kernel UDP receive drops so far on the open sockets of the watched processes."""
-        return {name: udp_drops(pid) for name, pid in self._watched().items()}
+        watched = {**self.settings.watch, "generator": os.getpid()}
+        return {name: udp_drops(pid) for name, pid in watched.items()}
 
-    async def run(self) -> dict[str, Any]:
-        """Set up, measure, hang up; the report."""
-        s = self.settings
-        with trio.fail_after(s.hard_deadline_s):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.pump.run, trio.current_time() + s.hard_deadline_s)
-                async with trio.open_nursery() as calls:
-                    for index in range(s.calls):
-                        calls.start_soon(self._call, index)
-                        await trio.sleep(1 / s.rate)
-                    with trio.move_on_after(s.setup_timeout_s + 5):
-                        await self._all_settled.wait()
-                    await self._measure()
-                    self.hangup.set()
-                nursery.cancel_scope.cancel()
-        return self.report()
+    def _medias(self) -> list[MediaCall]:
+        return [call.media for call in self.calls]
 
-    async def _measure(self) -> None:
-        s = self.settings
-        start = trio.current_time()
-        self.pump.phase = Phase.MEASURE
-        self.window["cpu_start"] = self.cpu()
+    def _window_opened(self) -> None:
         self.window["udp_drops_start"] = self.drops()
-        await trio.sleep(s.seconds)
-        self.pump.phase = Phase.DRAIN
-        self.window["cpu_end"] = self.cpu()
-        self.window["udp_drops_end"] = self.drops()
-        self.window["rss_loaded"] = rss_sample(s.rss_watch)
-        self.window["seconds"] = trio.current_time() - start
-        await trio.sleep(s.drain_s)
-        for call in self.calls:
-            call.media.sending = False
 
-    def _settle(self, call: _Call, outcome: str) -> None:
-        if call.outcome != "pending":
-            return
-        call.outcome = outcome
-        self._settled += 1
-        if self._settled == self.settings.calls:
-            self._all_settled.set()
+    def _window_closed(self) -> None:
+        self.window["udp_drops_end"] = self.drops()
+        self.window["rss_loaded"] = rss_sample(self.settings.rss_watch)
 
     async def _call(self, index: int) -> None:
         media = self.pump.open_call(index)
