@@ -14,8 +14,8 @@ the alias to unregister it upstream. REGISTERs over a source address's flood lim
 answered 503 with Retry-After here, before any worker sees them.
 
 Overload: a worker that cannot keep up reads its IPC socket late, so what the supervisor
-queued for it grows (``WorkerSlot.backlog``). Past ``OVERLOAD_BACKLOG`` messages, new
-INVITEs for that worker are answered 503 with Retry-After here, so the calls it has keep
+queued for it waits (``WorkerSlot.lag_s``). Once the oldest has waited ``OVERLOAD_LAG_S``,
+new INVITEs for that worker are answered 503 with Retry-After here, so the calls it has keep
 their service and callers hear at once that they should retry (or another gateway should
 take them) instead of waiting for a timeout; in-dialog requests always go through.
 
@@ -120,9 +120,10 @@ _GATEWAY_RESTART_FIELDS = (
     "media_timeout_s",
 )
 _RELOADABLE = frozenset({"source", "generated", "gateway", "realms"})
-#: Messages queued for a worker past which its new INVITEs are refused: about a second of
-#: its work at full load, far above what a keeping-up worker ever has queued (none).
-OVERLOAD_BACKLOG = 2000
+#: How long a message may have waited for its worker before that worker's new INVITEs are
+#: refused: a worker that keeps up has nothing waiting; a call set up later than this
+#: (plus what the worker's socket already holds) rings late or times out anyway.
+OVERLOAD_LAG_S = 0.25
 _OVERLOAD_RETRY_AFTER_S = 5
 
 
@@ -659,7 +660,7 @@ class Supervisor:
             return
         slot = self.workers[index]
         if (
-            slot.backlog > OVERLOAD_BACKLOG
+            slot.lag_s > OVERLOAD_LAG_S
             and data.startswith(b"INVITE ")
             and await self._refuse_overloaded(data, interface, source, index)
         ):
@@ -696,7 +697,7 @@ class Supervisor:
                 "call.refused_overload",
                 call_id=request.call_id,
                 worker=worker,
-                backlog=self.workers[worker].backlog,
+                lag_s=round(self.workers[worker].lag_s, 3),
                 retry_after_s=_OVERLOAD_RETRY_AFTER_S,
             )
         response = make_response(

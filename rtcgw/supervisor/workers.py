@@ -22,6 +22,7 @@ a task of their own, and the supervisor always keeps reading.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import socket
@@ -59,6 +60,8 @@ class Outbox:
         # back. It only grows while the worker does not read, and a worker that stops
         # reading stops answering pings and is restarted, which drops the queue.
         self._send, self._receive = trio.open_memory_channel[IpcMessage](math.inf)
+        # When each message still queued (or being written) was posted, oldest first.
+        self._posted: collections.deque[float] = collections.deque()
 
     def post(self, message: IpcMessage) -> bool:
         """Queue ``message``; False once the outbox is closed."""
@@ -66,12 +69,18 @@ class Outbox:
             self._send.send_nowait(message)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             return False
+        self._posted.append(trio.current_time())
         return True
 
     @property
     def queued(self) -> int:
         """Messages waiting to be written."""
-        return self._receive.statistics().current_buffer_used
+        return len(self._posted)
+
+    @property
+    def lag_s(self) -> float:
+        """How long the oldest message not yet written has waited: 0 when none waits."""
+        return trio.current_time() - self._posted[0] if self._posted else 0.0
 
     def close(self) -> None:
         """Refuse further messages; ``run`` writes what is queued, then returns."""
@@ -85,6 +94,8 @@ class Outbox:
                     await self._channel.send(message)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+                finally:
+                    self._posted.popleft()
 
 
 class WorkerSlot:
@@ -123,10 +134,11 @@ class WorkerSlot:
         self._last_heard = 0.0
 
     @property
-    def backlog(self) -> int:
-        """Messages queued for the worker and not yet written to it (0 when it is down)."""
+    def lag_s(self) -> float:
+        """How long the oldest message for the worker has waited to be written to it: how
+        far behind the worker is (0 when it keeps up, or is down)."""
         outbox = self._outbox
-        return 0 if outbox is None else outbox.queued
+        return 0.0 if outbox is None else outbox.lag_s
 
     def stopping(self) -> bool:
         """True once ``stop`` or ``kill`` was called: the slot will not restart."""

@@ -14,7 +14,7 @@ from rtcgw.observability.logging import LogFormat, configure_logging
 from rtcgw.sip.message import Response
 from rtcgw.sip.parse import parse_message
 from rtcgw.sip.transport import Peer, Transport
-from rtcgw.supervisor.arbiter import OVERLOAD_BACKLOG, Supervisor
+from rtcgw.supervisor.arbiter import OVERLOAD_LAG_S, Supervisor
 from rtcgw.supervisor.channel import IpcChannel
 from rtcgw.supervisor.ipc import Direction, IpcMessage, Ping, Pong, SipOut
 from rtcgw.supervisor.workers import Outbox, WorkerSlot
@@ -66,7 +66,9 @@ async def test_the_outbox_queues_without_waiting_while_the_worker_does_not_read(
     await worker.aclose()
 
 
-async def test_a_worker_that_is_behind_gets_no_new_invite_but_its_calls_go_on() -> None:
+async def test_a_worker_that_is_behind_gets_no_new_invite_but_its_calls_go_on(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     config = load_config_text(CONFIG_TEXT, source="handbook")
     supervisor = Supervisor(config, worker_count=1)
     slot = WorkerSlot(
@@ -74,7 +76,8 @@ async def test_a_worker_that_is_behind_gets_no_new_invite_but_its_calls_go_on() 
     )
     supervisor.workers.append(slot)
     supervisor_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    slot._outbox = Outbox(IpcChannel(supervisor_end, receives=Direction.TO_SUPERVISOR))
+    outbox = Outbox(IpcChannel(supervisor_end, receives=Direction.TO_SUPERVISOR))
+    slot._outbox = outbox
     slot.ready = True
     sent: list[SipOut] = []
 
@@ -86,9 +89,10 @@ async def test_a_worker_that_is_behind_gets_no_new_invite_but_its_calls_go_on() 
     invite = _request("INVITE", to_tag=None)
     reinvite = _request("INVITE", to_tag="b1")
     await supervisor.inbound(invite, "wss", browser)
-    assert (sent, slot.backlog) == ([], 1)  # keeping up: the INVITE goes to the worker
-    for _ in range(OVERLOAD_BACKLOG):
-        slot._outbox.post(Ping(0))
+    assert (sent, outbox.queued, slot.lag_s) == ([], 1, 0.0)  # goes to the worker
+    # Nothing is written (the outbox task is not running): the worker is behind.
+    await trio.sleep(2 * OVERLOAD_LAG_S)
+    assert slot.lag_s == 2 * OVERLOAD_LAG_S
     await supervisor.inbound(invite, "wss", browser)
     [refusal] = sent
     response = parse_message(refusal.data)
@@ -96,8 +100,18 @@ async def test_a_worker_that_is_behind_gets_no_new_invite_but_its_calls_go_on() 
     assert (response.status, response.get("Retry-After")) == (503, "5")
     await supervisor.inbound(reinvite, "wss", browser)
     assert len(sent) == 1  # an in-dialog request is never refused
-    assert slot.backlog == OVERLOAD_BACKLOG + 2
-    worker_end.close()
+    assert outbox.queued == 2
+    # Once written, nothing waits: new INVITEs go through again.
+    worker = IpcChannel(worker_end, receives=Direction.TO_WORKER)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.run)
+        received = [await worker.receive() for _ in range(2)]
+        assert slot.lag_s == 0.0
+        await supervisor.inbound(invite, "wss", browser)
+        received.append(await worker.receive())
+        outbox.close()
+    assert [type(m).__name__ for m in received] == ["SipIn"] * 3
+    assert len(sent) == 1
 
 
 async def _ignore(slot: WorkerSlot, message: IpcMessage) -> None:
