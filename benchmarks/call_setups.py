@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import trio
 
-from benchmarks.loadgen.children import Child, spawn
+from benchmarks.loadgen.children import Child, sip_side, spawn
 from benchmarks.loadgen.churn import OK, percentiles
 from benchmarks.loadgen.figures import metric_deltas, process_cpu
 from benchmarks.loadgen.gateway import (
@@ -104,12 +104,8 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
     or fails (``children.spawn``, ``gateway.run_gateway``).
     """
     with trio.fail_after(options.deadline_s), tempfile.TemporaryDirectory() as directory:
-        async with spawn(
-            "SIP side", "benchmarks.loadgen.pbx", ["--max-seconds", str(options.deadline_s)]
-        ) as pbx:
-            with trio.fail_after(_READY_TIMEOUT_S):
-                ready = await pbx.wait_for("ready")
-            config = handbook_config(Path(directory), int(ready["sip_port"]))
+        async with sip_side(options.deadline_s) as (pbx, sip_port):
+            config = handbook_config(Path(directory), sip_port)
             search: dict[str, Any] | None = None
             rate = options.rate
             if rate is None:

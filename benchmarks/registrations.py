@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import trio
 
-from benchmarks.loadgen.children import Child, spawn
+from benchmarks.loadgen.children import Child, sip_side, spawn
 from benchmarks.loadgen.figures import metric_deltas, process_cpu
 from benchmarks.loadgen.gateway import (
     EXAMPLE_CERTIFICATE,
@@ -62,7 +62,6 @@ LIMIT_NOTE: Final = (
     "register_rate_per_source = 0 (no per-source REGISTER limit; the handbook has 20/s)"
 )
 _LIMIT_LINE: Final = re.compile(r"^register_rate_per_source\s*=\s*[0-9.]+", re.MULTILINE)
-_READY_TIMEOUT_S: Final = 30.0
 _OUTCOMES: Final = ("absorbed", "forwarded", "rejected", "rate_limited")
 _METRIC_PREFIXES: Final = (
     "rtcgw_register_requests_total",
@@ -122,12 +121,8 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
     or fails (``children.spawn``, ``gateway.run_gateway``).
     """
     with trio.fail_after(options.deadline_s), tempfile.TemporaryDirectory() as directory:
-        async with spawn(
-            "SIP side", "benchmarks.loadgen.pbx", ["--max-seconds", str(options.deadline_s)]
-        ) as pbx:
-            with trio.fail_after(_READY_TIMEOUT_S):
-                ready = await pbx.wait_for("ready")
-            config = handbook_config(Path(directory), int(ready["sip_port"]))
+        async with sip_side(options.deadline_s) as (pbx, sip_port):
+            config = handbook_config(Path(directory), sip_port)
             lift_register_limit(config)
             async with run_gateway(config, workers=options.workers) as gateway:
                 return await _measure(options, gateway, pbx.pid)

@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import trio
 
-from benchmarks.loadgen.children import spawn
+from benchmarks.loadgen.children import sip_side, spawn
 from benchmarks.loadgen.figures import (
     call_figures,
     delays,
@@ -64,7 +64,6 @@ __all__ = ["Options", "main", "run_benchmark"]
 #: Worker CPU per relayed packet the design allows (DESIGN.md section 1).
 BUDGET_US_PER_PACKET: Final = 7.0
 _M: Final = Phase.MEASURE
-_READY_TIMEOUT_S: Final = 30.0
 _STREAMS_TIMEOUT_S: Final = 15.0
 _METRIC_PREFIXES: Final = ("rtcgw_media_", "rtcgw_dtls_", "rtcgw_ice_")
 
@@ -93,14 +92,8 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
     or fails (see ``children.spawn`` and ``gateway.run_gateway``).
     """
     with trio.fail_after(options.deadline_s), tempfile.TemporaryDirectory() as directory:
-        async with spawn(
-            "SIP side",
-            "benchmarks.loadgen.pbx",
-            ["--max-seconds", str(options.deadline_s)],
-        ) as pbx:
-            with trio.fail_after(_READY_TIMEOUT_S):
-                ready = await pbx.wait_for("ready")
-            config = handbook_config(Path(directory), int(ready["sip_port"]))
+        async with sip_side(options.deadline_s) as (pbx, sip_port):
+            config = handbook_config(Path(directory), sip_port)
             async with run_gateway(config, workers=options.workers) as gateway:
                 processes = {
                     "supervisor": gateway.pid,

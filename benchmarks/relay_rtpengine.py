@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import trio
 
-from benchmarks.loadgen.children import spawn
+from benchmarks.loadgen.children import sip_side
 from benchmarks.loadgen.figures import (
     call_figures,
     delays,
@@ -52,7 +52,6 @@ from benchmarks.loadgen.rtpengine import RunningRtpengine, run_rtpengine
 __all__ = ["Options", "main", "run_benchmark"]
 
 _M: Final = Phase.MEASURE
-_READY_TIMEOUT_S: Final = 30.0
 #: rtpengine's media ports: below rtcgw's example range (20000-29999) and below the
 #: kernel's ephemeral ports, so neither a gateway run nor a bound port 0 collides with it.
 PORT_RANGE: Final = (10000, 19999)
@@ -83,13 +82,7 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
     or fails (see ``children.spawn`` and ``rtpengine.run_rtpengine``).
     """
     with trio.fail_after(options.deadline_s), tempfile.TemporaryDirectory() as directory:
-        async with spawn(
-            "SIP side",
-            "benchmarks.loadgen.pbx",
-            ["--max-seconds", str(options.deadline_s)],
-        ) as pbx:
-            with trio.fail_after(_READY_TIMEOUT_S):
-                ready = await pbx.wait_for("ready")
+        async with sip_side(options.deadline_s) as (pbx, sip_port):
             async with run_rtpengine(
                 Path(directory), threads=options.threads, port_range=options.port_range
             ) as engine:
@@ -98,7 +91,7 @@ async def run_benchmark(options: Options) -> dict[str, Any]:
                 shim = NgShim(
                     ShimSettings(
                         ng=engine.ng_address,
-                        sip=("127.0.0.1", int(ready["sip_port"])),
+                        sip=("127.0.0.1", sip_port),
                         calls=options.calls,
                         seconds=options.seconds,
                         rate=options.rate,

@@ -20,12 +20,14 @@ from typing import Any, Final
 
 import trio
 
-__all__ = ["Child", "ChildFailed", "Event", "spawn"]
+__all__ = ["SIP_SIDE_READY_S", "Child", "ChildFailed", "Event", "sip_side", "spawn"]
 
 Event = dict[str, Any]
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 _STOP_GRACE_S: Final = 10.0
+#: How long the SIP side may take to say it is ready.
+SIP_SIDE_READY_S: Final = 30.0
 
 
 class ChildFailed(Exception):
@@ -125,6 +127,18 @@ async def spawn(name: str, module: str, args: Sequence[str]) -> AsyncIterator[Ch
             with trio.CancelScope(shield=True):
                 await stop(process, close_input=True)
             nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def sip_side(max_seconds: float) -> AsyncIterator[tuple[Child, int]]:
+    """Run the SIP side (``pbx.py``) for at most ``max_seconds``; it and the port its
+    SIP socket is bound to, once it says it is ready. Ended as ``spawn`` ends programs."""
+    async with spawn(
+        "SIP side", "benchmarks.loadgen.pbx", ["--max-seconds", str(max_seconds)]
+    ) as pbx:
+        with trio.fail_after(SIP_SIDE_READY_S):
+            ready = await pbx.wait_for("ready")
+        yield pbx, int(ready["sip_port"])
 
 
 async def stop(process: trio.Process, *, close_input: bool = False) -> None:
