@@ -24,7 +24,6 @@ then a lower bound. Nothing is asserted: this is a measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import trio
 
 from benchmarks.loadgen.children import Child, sip_side, spawn
 from benchmarks.loadgen.churn import OK, percentiles
-from benchmarks.loadgen.figures import metric_deltas, process_cpu
+from benchmarks.loadgen.figures import metric_deltas, print_figures, process_cpu
 from benchmarks.loadgen.gateway import (
     EXAMPLE_CERTIFICATE,
     RunningGateway,
@@ -409,9 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         attempts=args.attempts,
     )
     figures = trio.run(run_benchmark, options)
-    print(format_text(figures))
-    if args.json:
-        print(json.dumps(figures))
+    print_figures(figures, format_text(figures), as_json=args.json)
     return 0
 
 

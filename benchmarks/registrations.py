@@ -28,7 +28,6 @@ the rate is then a lower bound. Nothing is asserted: this is a measurement, not 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -41,7 +40,7 @@ from typing import Any, Final
 import trio
 
 from benchmarks.loadgen.children import Child, sip_side, spawn
-from benchmarks.loadgen.figures import metric_deltas, process_cpu
+from benchmarks.loadgen.figures import metric_deltas, print_figures, process_cpu
 from benchmarks.loadgen.gateway import (
     EXAMPLE_CERTIFICATE,
     GatewayFailed,
@@ -384,9 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         in_flight=args.in_flight,
     )
     figures = trio.run(run_benchmark, options)
-    print(format_text(figures))
-    if args.json:
-        print(json.dumps(figures))
+    print_figures(figures, format_text(figures), as_json=args.json)
     return 0
 
 

@@ -31,7 +31,6 @@ the browser -> SIP direction; the SIP -> browser figures come from the browser s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from benchmarks.loadgen.figures import (
     direction,
     format_text,
     metric_deltas,
+    print_figures,
     process_cpu,
     rss_figures,
 )
@@ -228,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calls, --seconds, --workers and --rate must be positive")
     options = Options(calls=args.calls, seconds=args.seconds, workers=args.workers, rate=args.rate)
     figures = trio.run(run_benchmark, options)
-    print(format_text(figures))
-    if args.json:
-        print(json.dumps(figures))
+    print_figures(figures, format_text(figures), as_json=args.json)
     return 0
 
 

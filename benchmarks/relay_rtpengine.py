@@ -26,7 +26,6 @@ before the first call and with every call up; and the machine. The JSON has
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from benchmarks.loadgen.figures import (
     delays,
     direction,
     format_text,
+    print_figures,
     process_cpu,
     rss_figures,
 )
@@ -224,9 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calls, --seconds and --rate must be positive")
     options = Options(calls=args.calls, seconds=args.seconds, rate=args.rate, threads=args.threads)
     figures = trio.run(run_benchmark, options)
-    print(format_text(figures))
-    if args.json:
-        print(json.dumps(figures))
+    print_figures(figures, format_text(figures), as_json=args.json)
     return 0
 
 

@@ -36,7 +36,6 @@ import os
 import ssl
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -124,8 +123,8 @@ class Generator(HeldCalls):
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
 
-    def _medias(self) -> list[MediaCall]:
-        return [client.media for client in self.clients]
+    def _records(self) -> list[_Client]:
+        return self.clients
 
     def _window_opened(self) -> None:
         up = sum(client.outcome == "up" for client in self.clients)
@@ -244,18 +243,8 @@ class Generator(HeldCalls):
 
     def report(self) -> dict[str, Any]:
         """Every counter of the run, summed over the calls."""
-        setup_ms = sorted(
-            (c.media.ready_at * 1000 - c.setup_started * 1000)
-            for c in self.clients
-            if c.media.ready_at is not None
-        )
         return {
-            "event": "report",
-            "outcomes": dict(Counter(c.outcome for c in self.clients)),
-            **self.pump.report([c.media for c in self.clients]),
-            "setup_ms_p50": setup_ms[len(setup_ms) // 2] if setup_ms else None,
-            "setup_ms_max": setup_ms[-1] if setup_ms else None,
-            "bye": dict(Counter(c.bye for c in self.clients)),
+            **self._common_report(),
             "ended_by_gateway": sum(c.ended_by_gateway for c in self.clients),
             **self.window,
         }

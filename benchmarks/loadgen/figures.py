@@ -14,6 +14,7 @@ receiving tool's part of it, measured with no relay in between.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ __all__ = [
     "direction",
     "format_text",
     "metric_deltas",
+    "print_figures",
     "process_cpu",
     "rss_figures",
 ]
@@ -51,6 +53,14 @@ def call_figures(requested: int, report: Mapping[str, Any]) -> dict[str, Any]:
 
 def _round1(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def print_figures(figures: Mapping[str, Any], text: str, *, as_json: bool) -> None:
+    """A benchmark's report on standard output: ``text``, then with ``as_json`` the
+    figures as one JSON line (the last line, for scripts)."""
+    print(text)
+    if as_json:
+        print(json.dumps(figures))
 
 
 def direction(sent: int, received: int) -> dict[str, Any]:

@@ -11,7 +11,10 @@ back, then sets ``hangup`` for every call task to end its call.
 
 from __future__ import annotations
 
+import abc
 import os
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import trio
@@ -20,7 +23,7 @@ from benchmarks.loadgen.probe import Phase
 from benchmarks.loadgen.procstat import cpu_sample
 from benchmarks.loadgen.webrtc_media import MediaCall, MediaPump
 
-__all__ = ["HeldCalls", "Outcome", "WindowSettings"]
+__all__ = ["CallRecord", "HeldCalls", "WindowSettings"]
 
 
 class WindowSettings(Protocol):
@@ -42,13 +45,17 @@ class WindowSettings(Protocol):
     def hard_deadline_s(self) -> float: ...
 
 
-class Outcome(Protocol):
-    """A call's record as far as settling it goes: "pending", "up" or "failed:<why>"."""
+class CallRecord(Protocol):
+    """What ``HeldCalls`` reads and settles of one call's record."""
 
+    media: MediaCall
+    setup_started: float
+    #: "pending", "up" or "failed:<why>"
     outcome: str
+    bye: str
 
 
-class HeldCalls:
+class HeldCalls(abc.ABC):
     """Calls held through one measuring window; subclasses set up and end each call."""
 
     def __init__(self, settings: WindowSettings, pump: MediaPump) -> None:
@@ -94,10 +101,10 @@ class HeldCalls:
         self.window["seconds"] = trio.current_time() - start
         self._window_closed()
         await trio.sleep(s.drain_s)
-        for media in self._medias():
-            media.sending = False
+        for call in self._records():
+            call.media.sending = False
 
-    def _settle(self, call: Outcome, outcome: str) -> None:
+    def _settle(self, call: CallRecord, outcome: str) -> None:
         """Record a call's outcome once; the last one to settle opens the window."""
         if call.outcome != "pending":
             return
@@ -106,20 +113,40 @@ class HeldCalls:
         if self._settled == self.settings.calls:
             self._all_settled.set()
 
+    def _common_report(self) -> dict[str, Any]:
+        """The report's part every generator shares: outcomes, media counters and
+        delays, set-up times (INVITE to media ready), BYE results."""
+        calls = self._records()
+        setup_ms = sorted(
+            (c.media.ready_at - c.setup_started) * 1000
+            for c in calls
+            if c.media.ready_at is not None
+        )
+        return {
+            "event": "report",
+            "outcomes": dict(Counter(c.outcome for c in calls)),
+            **self.pump.report([c.media for c in calls]),
+            "setup_ms_p50": setup_ms[len(setup_ms) // 2] if setup_ms else None,
+            "setup_ms_max": setup_ms[-1] if setup_ms else None,
+            "bye": dict(Counter(c.bye for c in calls)),
+        }
+
+    @abc.abstractmethod
     async def _call(self, index: int) -> None:
         """Set up call ``index``, settle it, hold it until ``hangup``, end it."""
-        raise NotImplementedError
 
-    def _medias(self) -> list[MediaCall]:
-        """The media of every call started so far."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _records(self) -> Sequence[CallRecord]:
+        """The record of every call started so far."""
 
+    @abc.abstractmethod
     def _window_opened(self) -> None:
         """The window just opened (``window["cpu_start"]`` is read)."""
 
+    @abc.abstractmethod
     def _window_closed(self) -> None:
         """The window just closed (``cpu_end`` and ``seconds`` are read)."""
 
+    @abc.abstractmethod
     def report(self) -> dict[str, Any]:
         """Every counter of the run."""
-        raise NotImplementedError

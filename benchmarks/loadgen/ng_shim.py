@@ -120,8 +120,8 @@ class NgShim(HeldCalls):
         watched = {**self.settings.watch, "generator": os.getpid()}
         return {name: udp_drops(pid) for name, pid in watched.items()}
 
-    def _medias(self) -> list[MediaCall]:
-        return [call.media for call in self.calls]
+    def _records(self) -> list[_Call]:
+        return self.calls
 
     def _window_opened(self) -> None:
         self.window["udp_drops_start"] = self.drops()
@@ -192,18 +192,8 @@ class NgShim(HeldCalls):
 
     def report(self) -> dict[str, Any]:
         """Every counter of the run, summed over the calls (``browsers.py``'s keys)."""
-        setup_ms = sorted(
-            (c.media.ready_at - c.setup_started) * 1000
-            for c in self.calls
-            if c.media.ready_at is not None
-        )
         return {
-            "event": "report",
-            "outcomes": dict(Counter(c.outcome for c in self.calls)),
-            **self.pump.report([c.media for c in self.calls]),
-            "setup_ms_p50": setup_ms[len(setup_ms) // 2] if setup_ms else None,
-            "setup_ms_max": setup_ms[-1] if setup_ms else None,
-            "bye": dict(Counter(c.bye for c in self.calls)),
+            **self._common_report(),
             "deleted": sum(c.deleted for c in self.calls),
             "errors": dict(self.errors),
             "rtpengine_rtp": dict(self.engine_totals),
